@@ -1,0 +1,3 @@
+//! # rlhf-tensor
+//!
+//! Being built (foundation issue).

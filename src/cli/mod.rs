@@ -1,0 +1,47 @@
+//! Command-line parsing and dispatch. Parts:
+//! - `run`: the whole pipeline (`rlhf run`);
+//! - `raters`: rater statistics (`rlhf raters ...`);
+//! - `data`: feedback datasets (`rlhf data ...`).
+
+mod data;
+mod raters;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Align language models with human feedback, end to end.
+#[derive(Debug, Parser)]
+#[command(name = "rlhf", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole RLHF pipeline: pretrain, SFT, labels, reward model, PPO, evaluation.
+    Run(run::RunArgs),
+    /// Rater-quality statistics: agreement, screening, aggregation, ranking.
+    Raters(raters::RatersArgs),
+    /// Human-feedback datasets: validate, describe, convert.
+    Data(data::DataArgs),
+}
+
+/// Parses the command line, runs the command, and reports any error with its full context.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::execute(args),
+        Command::Raters(args) => raters::execute(args),
+        Command::Data(args) => data::execute(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
