@@ -1,3 +1,43 @@
 //! # rlhf-tensor
 //!
-//! Being built (foundation issue).
+//! Tensors for RLHF, in the spirit of llm.c: every op is a pair of functions, a forward and an
+//! explicit backward, and the caller writes its backward pass out in reverse (no tape).
+//!
+//! Parts:
+//! - [`Tensor`] ([`tensor`]): shape, dtype, device, contiguous row-major storage; f32 compute,
+//!   bf16/f16 storage converted at the edges; host copies and byte views.
+//! - [`Shape`], [`DType`], [`Device`]: the tensor's metadata (serde-serialisable).
+//! - [`TensorError`]: every failure names the op and both shapes.
+//! - [`Rng`]: the seeded, checkpointable generator (ChaCha8) behind every random choice.
+//! - [`ops`]: matmul, elementwise, reductions (and the neural-network ops), each with backward;
+//!   `ops::<family>::cpu` holds generic kernels over [`Float`] (f32 for work, f64 for checks).
+//! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping.
+//! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
+//!
+//! ```
+//! use rlhf_tensor::{Device, Tensor, ops::matmul::{matmul, MatmulSpec}};
+//! let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 2], Device::Cpu)?;
+//! let eye = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [2, 2], Device::Cpu)?;
+//! let out = matmul(&a, &eye, None, MatmulSpec::NN)?;
+//! assert_eq!(out.to_vec_f32(), vec![1.0, 2.0, 3.0, 4.0]);
+//! # Ok::<(), rlhf_tensor::TensorError>(())
+//! ```
+
+mod device;
+mod dtype;
+mod error;
+mod float;
+pub mod ops;
+pub mod optim;
+mod rng;
+mod shape;
+pub mod tensor;
+pub mod testing;
+
+pub use device::Device;
+pub use dtype::DType;
+pub use error::{Result, TensorError};
+pub use float::Float;
+pub use rng::{Rng, RngState};
+pub use shape::Shape;
+pub use tensor::Tensor;

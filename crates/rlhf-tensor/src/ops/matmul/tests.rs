@@ -1,0 +1,217 @@
+//! Matmul tests: hand-computed values, errors, and every layout's backward against finite
+//! differences in f64.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::Device;
+use crate::testing::{assert_close, numerical_gradient, random_values};
+
+fn t(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(data, shape, Device::Cpu).unwrap()
+}
+
+#[test]
+fn two_by_two_with_bias_and_transposes() {
+    let a = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    let b = t(&[5.0, 6.0, 7.0, 8.0], &[2, 2]);
+    let bias = t(&[0.5, -0.5], &[2]);
+    let out = matmul(&a, &b, Some(&bias), MatmulSpec::NN).unwrap();
+    assert_eq!(out.to_vec_f32(), vec![19.5, 21.5, 43.5, 49.5]);
+    // a @ b^T
+    let out = matmul(&a, &b, None, MatmulSpec::NT).unwrap();
+    assert_eq!(out.to_vec_f32(), vec![17.0, 23.0, 39.0, 53.0]);
+    // a^T @ b
+    let out = matmul(&a, &b, None, MatmulSpec::TN).unwrap();
+    assert_eq!(out.to_vec_f32(), vec![26.0, 30.0, 38.0, 44.0]);
+}
+
+#[test]
+fn shape_errors_name_both_shapes() {
+    let a = t(&[0.0; 6], &[2, 3]);
+    let b = t(&[0.0; 8], &[4, 2]);
+    let message = matmul(&a, &b, None, MatmulSpec::NN)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("[2, 3]") && message.contains("[4, 2]"),
+        "{message}"
+    );
+    let bad_bias = t(&[0.0; 3], &[3]);
+    let b = t(&[0.0; 6], &[3, 2]);
+    assert!(matmul(&a, &b, Some(&bad_bias), MatmulSpec::NN).is_err());
+    assert!(matmul(&t(&[0.0; 3], &[3]), &b, None, MatmulSpec::NN).is_err());
+    let batched_b = t(&[0.0; 12], &[2, 3, 2]);
+    assert!(matmul(&t(&[0.0; 18], &[3, 2, 3]), &batched_b, None, MatmulSpec::NN).is_err());
+}
+
+/// Naive reference product in f64 for any layout.
+fn reference(plan: &Plan, a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; plan.batch * plan.m * plan.n];
+    for p in 0..plan.batch {
+        let a_off = p * plan.m * plan.k;
+        let b_off = if plan.b_shared {
+            0
+        } else {
+            p * plan.k * plan.n
+        };
+        for i in 0..plan.m {
+            for j in 0..plan.n {
+                let mut acc = 0.0;
+                for l in 0..plan.k {
+                    let av = a[a_off + i * plan.a_view.row_stride + l * plan.a_view.col_stride];
+                    let bv = b[b_off + l * plan.b_view.row_stride + j * plan.b_view.col_stride];
+                    acc += av * bv;
+                }
+                out[p * plan.m * plan.n + i * plan.n + j] = acc;
+            }
+        }
+    }
+    out
+}
+
+struct Case {
+    batch_dims: Vec<usize>,
+    m: usize,
+    n: usize,
+    k: usize,
+    spec: MatmulSpec,
+    b_shared: bool,
+    with_bias: bool,
+}
+
+impl Case {
+    fn shapes(&self) -> (Vec<usize>, Vec<usize>) {
+        let mut a_shape = self.batch_dims.clone();
+        a_shape.extend(if self.spec.transpose_a {
+            [self.k, self.m]
+        } else {
+            [self.m, self.k]
+        });
+        let mut b_shape = if self.b_shared {
+            vec![]
+        } else {
+            self.batch_dims.clone()
+        };
+        b_shape.extend(if self.spec.transpose_b {
+            [self.n, self.k]
+        } else {
+            [self.k, self.n]
+        });
+        (a_shape, b_shape)
+    }
+
+    /// Checks the forward against the naive product and every gradient against finite differences
+    /// of L = sum(out * w) for a random w, all in f64.
+    fn check(&self, seed: u64) {
+        let (a_shape, b_shape) = self.shapes();
+        let a_t = Tensor::zeros(a_shape.clone(), Device::Cpu).unwrap();
+        let b_t = Tensor::zeros(b_shape.clone(), Device::Cpu).unwrap();
+        let plan = Plan::new("test", &a_t, &b_t, self.spec).unwrap();
+        let a = random_values(seed, a_t.numel());
+        let b = random_values(seed + 1, b_t.numel());
+        let bias = random_values(seed + 2, self.n);
+        let w = random_values(seed + 3, plan.out_shape.numel());
+        let bias_arg = self.with_bias.then_some(bias.as_slice());
+
+        let forward = |a: &[f64], b: &[f64], bias: Option<&[f64]>| {
+            let mut out = vec![f64::NAN; plan.out_shape.numel()];
+            forward_slices(&plan, a, b, bias, &mut out);
+            out
+        };
+        let mut expected = reference(&plan, &a, &b);
+        if self.with_bias {
+            expected.chunks_exact_mut(self.n).for_each(|row| {
+                row.iter_mut().zip(&bias).for_each(|(o, b)| *o += b);
+            });
+        }
+        assert_close(
+            "forward",
+            &forward(&a, &b, bias_arg),
+            &expected,
+            1e-12,
+            1e-12,
+        );
+
+        let loss = |out: Vec<f64>| out.iter().zip(&w).map(|(o, w)| o * w).sum::<f64>();
+        let mut da = vec![f64::NAN; a.len()];
+        let mut db = vec![f64::NAN; b.len()];
+        backward_slices(&plan, &w, &a, &b, &mut da, &mut db);
+        let num_da = numerical_gradient(|x| loss(forward(x, &b, bias_arg)), &a, 1e-6);
+        let num_db = numerical_gradient(|x| loss(forward(&a, x, bias_arg)), &b, 1e-6);
+        assert_close("da", &da, &num_da, 1e-6, 1e-8);
+        assert_close("db", &db, &num_db, 1e-6, 1e-8);
+        if self.with_bias {
+            let num_dbias = numerical_gradient(|x| loss(forward(&a, &b, Some(x))), &bias, 1e-6);
+            assert_close("dbias", &sum_rows(&w, self.n), &num_dbias, 1e-6, 1e-8);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn backward_matches_finite_differences(
+        batch_dims in prop::collection::vec(1usize..4, 0..3),
+        m in 1usize..7, n in 1usize..7, k in 1usize..9,
+        transpose_a: bool, transpose_b: bool, b_shared: bool, with_bias: bool,
+        seed in 0u64..1000,
+    ) {
+        let case = Case {
+            b_shared: b_shared || batch_dims.is_empty(),
+            batch_dims, m, n, k, with_bias,
+            spec: MatmulSpec { transpose_a, transpose_b },
+        };
+        case.check(seed);
+    }
+}
+
+#[test]
+fn large_products_split_across_threads_agree_with_the_reference() {
+    // 67 x 129 x 71: above the parallel threshold, not a multiple of any SIMD width.
+    for spec in [MatmulSpec::NN, MatmulSpec::NT, MatmulSpec::TN] {
+        let case = Case {
+            batch_dims: vec![2],
+            m: 67,
+            n: 129,
+            k: 71,
+            spec,
+            b_shared: true,
+            with_bias: true,
+        };
+        let (a_shape, b_shape) = case.shapes();
+        let a_values = random_values(1, a_shape.iter().product());
+        let b_values = random_values(2, b_shape.iter().product());
+        let a = t(
+            &a_values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            &a_shape,
+        );
+        let b = t(
+            &b_values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            &b_shape,
+        );
+        let out = matmul(&a, &b, None, spec).unwrap();
+        let plan = Plan::new("test", &a, &b, spec).unwrap();
+        let expected = reference(&plan, &a_values, &b_values);
+        let got = crate::testing::to_f64(&out.to_vec_f32());
+        assert_close("f32 product", &got, &expected, 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn tensor_backward_shapes_follow_operands() {
+    let a = t(&[0.5; 2 * 3 * 4], &[2, 4, 3]); // transposed: (B, K, M) = (2, 4, 3)
+    let b = t(&[0.25; 5 * 4], &[5, 4]); // transposed: (N, K)
+    let spec = MatmulSpec {
+        transpose_a: true,
+        transpose_b: true,
+    };
+    let out = matmul(&a, &b, None, spec).unwrap();
+    assert_eq!(out.dims(), &[2, 3, 5]);
+    let grads = matmul_backward(&out, &a, &b, true, spec).unwrap();
+    assert_eq!(grads.da.dims(), a.dims());
+    assert_eq!(grads.db.dims(), b.dims());
+    assert_eq!(grads.dbias.unwrap().dims(), &[5]);
+    let wrong = t(&[0.0; 6], &[2, 3]);
+    assert!(matmul_backward(&wrong, &a, &b, false, spec).is_err());
+}

@@ -1,0 +1,8 @@
+//! Every op a GPT needs, each as a forward and a backward function (no tape: the caller runs the
+//! backward pass in reverse, as llm.c does). One folder per op family: `mod.rs` holds the
+//! tensor-level API with shape checks and device dispatch; `cpu.rs` holds generic slice kernels
+//! (f32 for work, f64 for gradient checks).
+
+pub mod elementwise;
+pub mod matmul;
+pub mod reduce;

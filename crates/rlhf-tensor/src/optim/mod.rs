@@ -1,0 +1,35 @@
+//! Optimizers that update parameters in place from gradients, and global-norm clipping.
+//!
+//! The update rules follow PyTorch's `torch.optim.AdamW` and `torch.optim.SGD` exactly (decoupled
+//! weight decay, bias correction, eps added after the bias-corrected square root), so
+//! hyper-parameters carry over from TRL and friends.
+
+mod adamw;
+mod clip;
+pub mod cpu;
+mod sgd;
+
+pub use adamw::{AdamW, AdamWConfig};
+pub use clip::{clip_grad_norm, global_grad_norm};
+pub use sgd::{Sgd, SgdConfig};
+
+use crate::{Result, Tensor, TensorError};
+
+/// Checks that parameters and gradients pair up one to one with equal shapes.
+pub(crate) fn check_pairs(
+    op: &'static str,
+    params: &[&mut Tensor],
+    grads: &[&Tensor],
+) -> Result<()> {
+    if params.len() != grads.len() {
+        return Err(TensorError::invalid(
+            op,
+            format!("{} parameters but {} gradients", params.len(), grads.len()),
+        ));
+    }
+    for (p, g) in params.iter().zip(grads) {
+        p.shape().expect_same(op, g.shape())?;
+        crate::tensor::check_same_device(op, p, g)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The `Tensor`: a shape, a device and contiguous row-major storage.
+//!
+//! CPU storage is a `Vec` of the tensor's dtype; every op computes in f32, so bf16 and f16 tensors
+//! are converted with [`Tensor::to_dtype`] at the edges (loading, saving, moving to a device).
+
+use half::{bf16, f16};
+use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn};
+
+use crate::{DType, Device, Result, Rng, Shape, TensorError};
+
+/// Host storage in the tensor's dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CpuStorage {
+    F32(Vec<f32>),
+    BF16(Vec<bf16>),
+    F16(Vec<f16>),
+}
+
+/// Storage on some device.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Storage {
+    Cpu(CpuStorage),
+}
+
+/// An n-dimensional array of numbers on a device. Cloning copies the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    shape: Shape,
+    storage: Storage,
+}
+
+impl Tensor {
+    /// A tensor of zeros (f32).
+    pub fn zeros(shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
+        Self::full(shape, 0.0, device)
+    }
+
+    /// A tensor filled with `value` (f32).
+    pub fn full(shape: impl Into<Shape>, value: f32, device: Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let data = vec![value; shape.numel()];
+        Self::from_vec(data, shape, device)
+    }
+
+    /// A tensor of zeros with the same shape and device as `self` (f32).
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Self::zeros(self.shape.clone(), self.device())
+    }
+
+    /// An f32 tensor from row-major data; the length must match the shape.
+    pub fn from_vec(data: Vec<f32>, shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
+        let shape = shape.into();
+        check_len("Tensor::from_vec", data.len(), &shape)?;
+        Self::on_device(shape, CpuStorage::F32(data), device)
+    }
+
+    /// An f32 tensor copied from a slice.
+    pub fn from_slice(data: &[f32], shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
+        Self::from_vec(data.to_vec(), shape, device)
+    }
+
+    /// A bf16 tensor from row-major data.
+    pub fn from_bf16(data: Vec<bf16>, shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
+        let shape = shape.into();
+        check_len("Tensor::from_bf16", data.len(), &shape)?;
+        Self::on_device(shape, CpuStorage::BF16(data), device)
+    }
+
+    /// An f16 tensor from row-major data.
+    pub fn from_f16(data: Vec<f16>, shape: impl Into<Shape>, device: Device) -> Result<Tensor> {
+        let shape = shape.into();
+        check_len("Tensor::from_f16", data.len(), &shape)?;
+        Self::on_device(shape, CpuStorage::F16(data), device)
+    }
+
+    /// A tensor from little-endian bytes of the given dtype (the safetensors layout).
+    pub fn from_le_bytes(
+        bytes: &[u8],
+        dtype: DType,
+        shape: impl Into<Shape>,
+        device: Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let expected = shape.numel() * dtype.size_in_bytes();
+        if bytes.len() != expected {
+            return Err(TensorError::invalid(
+                "Tensor::from_le_bytes",
+                format!(
+                    "{} bytes for a {dtype} tensor of shape {shape}, expected {expected}",
+                    bytes.len()
+                ),
+            ));
+        }
+        // Decode element by element: the bytes need not be aligned.
+        let storage = match dtype {
+            DType::F32 => CpuStorage::F32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            DType::BF16 => CpuStorage::BF16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| bf16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            ),
+            DType::F16 => CpuStorage::F16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            ),
+        };
+        Self::on_device(shape, storage, device)
+    }
+
+    /// Samples from N(0, std²), drawing from `rng` in row-major order.
+    pub fn randn(
+        shape: impl Into<Shape>,
+        std: f32,
+        rng: &mut Rng,
+        device: Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let data = (0..shape.numel()).map(|_| rng.normal() * std).collect();
+        Self::from_vec(data, shape, device)
+    }
+
+    /// Samples uniformly from [low, high), drawing from `rng` in row-major order.
+    pub fn uniform(
+        shape: impl Into<Shape>,
+        low: f32,
+        high: f32,
+        rng: &mut Rng,
+        device: Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let data = (0..shape.numel())
+            .map(|_| low + (high - low) * rng.uniform())
+            .collect();
+        Self::from_vec(data, shape, device)
+    }
+
+    fn on_device(shape: Shape, storage: CpuStorage, device: Device) -> Result<Tensor> {
+        match device {
+            Device::Cpu => Ok(Tensor {
+                shape,
+                storage: Storage::Cpu(storage),
+            }),
+            Device::Cuda(_) => Err(TensorError::Unsupported {
+                op: "Tensor creation",
+                device,
+            }),
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The dimensions, outermost first.
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// The storage dtype.
+    pub fn dtype(&self) -> DType {
+        match &self.storage {
+            Storage::Cpu(CpuStorage::F32(_)) => DType::F32,
+            Storage::Cpu(CpuStorage::BF16(_)) => DType::BF16,
+            Storage::Cpu(CpuStorage::F16(_)) => DType::F16,
+        }
+    }
+
+    /// The device the data lives on.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+
+    /// The same data with another shape of equal element count.
+    pub fn reshape(mut self, shape: impl Into<Shape>) -> Result<Tensor> {
+        let shape = shape.into();
+        if shape.numel() != self.numel() {
+            return Err(TensorError::ShapeMismatch {
+                op: "reshape",
+                detail: "element counts must be equal".into(),
+                left: self.shape,
+                right: shape,
+            });
+        }
+        self.shape = shape;
+        Ok(self)
+    }
+
+    /// A copy in another dtype (round to nearest even when narrowing).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        let Storage::Cpu(storage) = &self.storage;
+        let values = cpu_values_f32(storage);
+        let converted = match dtype {
+            DType::F32 => CpuStorage::F32(values),
+            DType::BF16 => CpuStorage::BF16(values.iter().map(|&v| bf16::from_f32(v)).collect()),
+            DType::F16 => CpuStorage::F16(values.iter().map(|&v| f16::from_f32(v)).collect()),
+        };
+        Self::on_device(self.shape.clone(), converted, self.device())
+    }
+
+    /// A copy on another device.
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        let Storage::Cpu(storage) = &self.storage;
+        Self::on_device(self.shape.clone(), storage.clone(), device)
+    }
+
+    /// The elements as f32 on the host, converting from the storage dtype.
+    pub fn to_vec_f32(&self) -> Vec<f32> {
+        let Storage::Cpu(storage) = &self.storage;
+        cpu_values_f32(storage)
+    }
+
+    /// The single element of a one-element tensor (a loss, a norm).
+    pub fn to_scalar(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(TensorError::InvalidShape {
+                op: "to_scalar",
+                shape: self.shape.clone(),
+                expected: "exactly one element".into(),
+            });
+        }
+        Ok(self.to_vec_f32()[0])
+    }
+
+    /// The storage as little-endian bytes (the safetensors layout), without conversion.
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        let Storage::Cpu(storage) = &self.storage;
+        match storage {
+            CpuStorage::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            CpuStorage::BF16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            CpuStorage::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    /// The f32 elements of a host tensor, borrowed (for kernels and host-side code).
+    pub fn as_f32_slice(&self) -> Result<&[f32]> {
+        match &self.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
+            Storage::Cpu(_) => Err(TensorError::DTypeMismatch {
+                op: "as_f32_slice",
+                expected: DType::F32,
+                found: self.dtype(),
+            }),
+        }
+    }
+
+    /// The f32 elements of a host tensor, mutably borrowed.
+    pub fn as_f32_slice_mut(&mut self) -> Result<&mut [f32]> {
+        let dtype = self.dtype();
+        match &mut self.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
+            Storage::Cpu(_) => Err(TensorError::DTypeMismatch {
+                op: "as_f32_slice_mut",
+                expected: DType::F32,
+                found: dtype,
+            }),
+        }
+    }
+
+    /// The raw bytes of an f32 host tensor, borrowed through bytemuck (native endianness).
+    pub fn as_bytes(&self) -> Result<&[u8]> {
+        Ok(bytemuck::cast_slice(self.as_f32_slice()?))
+    }
+
+    /// An ndarray view of an f32 host tensor.
+    pub fn as_array(&self) -> Result<ArrayViewD<'_, f32>> {
+        let dims = IxDyn(self.shape.dims());
+        let data = self.as_f32_slice()?;
+        // The storage length equals the shape's element count by construction.
+        ArrayViewD::from_shape(dims, data)
+            .map_err(|e| TensorError::invalid("as_array", e.to_string()))
+    }
+
+    /// A mutable ndarray view of an f32 host tensor.
+    pub fn as_array_mut(&mut self) -> Result<ArrayViewMutD<'_, f32>> {
+        let dims = IxDyn(self.shape.clone().dims());
+        let data = self.as_f32_slice_mut()?;
+        ArrayViewMutD::from_shape(dims, data)
+            .map_err(|e| TensorError::invalid("as_array_mut", e.to_string()))
+    }
+
+    /// Sets every element to zero (keeps shape, dtype and device).
+    pub fn fill_zero(&mut self) {
+        let Storage::Cpu(storage) = &mut self.storage;
+        match storage {
+            CpuStorage::F32(v) => v.fill(0.0),
+            CpuStorage::BF16(v) => v.fill(bf16::ZERO),
+            CpuStorage::F16(v) => v.fill(f16::ZERO),
+        }
+    }
+
+    /// `self += other`, elementwise: gradient accumulation and residual adds in place.
+    pub fn add_assign(&mut self, other: &Tensor) -> Result<()> {
+        self.shape.expect_same("add_assign", &other.shape)?;
+        check_same_device("add_assign", self, other)?;
+        let src = other.as_f32_slice()?;
+        let dst = self.as_f32_slice_mut()?;
+        crate::ops::elementwise::cpu::add_assign(dst, src);
+        Ok(())
+    }
+
+    /// Copies `other`'s elements into `self` (same shape).
+    pub fn copy_from(&mut self, other: &Tensor) -> Result<()> {
+        self.shape.expect_same("copy_from", &other.shape)?;
+        check_same_device("copy_from", self, other)?;
+        let src = other.as_f32_slice()?;
+        self.as_f32_slice_mut()?.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Checks that two tensors live on the same device.
+pub(crate) fn check_same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.device() == b.device() {
+        Ok(())
+    } else {
+        Err(TensorError::DeviceMismatch {
+            op,
+            left: a.device(),
+            right: b.device(),
+        })
+    }
+}
+
+fn check_len(op: &'static str, len: usize, shape: &Shape) -> Result<()> {
+    if len == shape.numel() {
+        Ok(())
+    } else {
+        Err(TensorError::invalid(
+            op,
+            format!(
+                "{len} elements for shape {shape}, which holds {}",
+                shape.numel()
+            ),
+        ))
+    }
+}
+
+fn cpu_values_f32(storage: &CpuStorage) -> Vec<f32> {
+    match storage {
+        CpuStorage::F32(v) => v.clone(),
+        CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_vec_rejects_wrong_length_naming_both() {
+        let err = Tensor::from_vec(vec![1.0; 5], [2, 3], Device::Cpu).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("5 elements") && message.contains("[2, 3]"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bf16_round_trip_keeps_representable_values() {
+        let t = Tensor::from_vec(vec![1.0, -2.5, 0.15625, 3.0e5], [4], Device::Cpu).unwrap();
+        let b = t.to_dtype(DType::BF16).unwrap();
+        assert_eq!(b.dtype(), DType::BF16);
+        assert_eq!(b.to_le_bytes().len(), 8);
+        let back = b.to_dtype(DType::F32).unwrap().to_vec_f32();
+        assert_eq!(&back[..3], &[1.0, -2.5, 0.15625]);
+        // 3.0e5 is not representable in bf16: rounds to the nearest, 299008.
+        assert_eq!(back[3], 299_008.0);
+    }
+
+    #[test]
+    fn le_bytes_round_trip_every_dtype() {
+        let t = Tensor::from_vec(vec![0.5, -1.25, 7.0], [3, 1], Device::Cpu).unwrap();
+        for dtype in [DType::F32, DType::BF16, DType::F16] {
+            let converted = t.to_dtype(dtype).unwrap();
+            let bytes = converted.to_le_bytes();
+            let back = Tensor::from_le_bytes(&bytes, dtype, [3, 1], Device::Cpu).unwrap();
+            assert_eq!(back, converted);
+            assert_eq!(back.to_vec_f32(), vec![0.5, -1.25, 7.0]);
+        }
+    }
+
+    #[test]
+    fn ops_refuse_half_storage_with_clear_error() {
+        let t = Tensor::zeros([2], Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
+        let message = t.as_f32_slice().unwrap_err().to_string();
+        assert!(
+            message.contains("expected dtype f32, found f16"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn reshape_checks_element_count() {
+        let t = Tensor::zeros([2, 3], Device::Cpu).unwrap();
+        assert_eq!(t.clone().reshape([3, 2]).unwrap().dims(), &[3, 2]);
+        assert!(t.reshape([4]).is_err());
+    }
+
+    #[test]
+    fn cuda_tensors_are_refused_until_the_backend_exists() {
+        assert!(Tensor::zeros([2], Device::Cuda(0)).is_err());
+    }
+}
