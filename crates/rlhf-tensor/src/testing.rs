@@ -32,7 +32,14 @@ pub fn first_mismatch(
         .iter()
         .zip(expected)
         .enumerate()
-        .find(|(_, (a, e))| !((*a - *e).abs() <= atol + rtol * e.abs()))
+        .find(|(_, (a, e))| {
+            // NaN on either side compares as None: a mismatch.
+            let tolerance = atol + rtol * e.abs();
+            matches!(
+                (*a - *e).abs().partial_cmp(&tolerance),
+                None | Some(std::cmp::Ordering::Greater)
+            )
+        })
         .map(|(i, (a, e))| (i, *a, *e))
 }
 
