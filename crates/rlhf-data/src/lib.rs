@@ -6,7 +6,10 @@
 //! Parts:
 //! - [`records`]: the feedback record types (pairwise, K-way rankings with ties, rule violations,
 //!   question answers, Likert ratings, long-format labels) and their invariants.
+//! - [`tokenizer`]: GPT-2 (`r50k_base`) and trained byte-level BPE tokenizers, Hugging Face
+//!   `tokenizer.json`, one [`tokenizer::Tokenizer`] trait.
 //!
 //! Status: being built (data issue).
 
 pub mod records;
+pub mod tokenizer;
