@@ -27,6 +27,7 @@ pub mod intern;
 pub mod io;
 pub mod labels;
 pub mod pairs;
+pub mod ranking;
 pub mod rng;
 
 pub use agreement::bootstrap::{BootstrapSpec, Interval};

@@ -336,3 +336,107 @@ fn cohen_sas_3x3() {
         "ac1 multi",
     );
 }
+
+#[test]
+fn bradley_terry_5items() {
+    use rlhf_raters::ranking::bradley_terry::{BtConfig, fit, pair_counts};
+    use rlhf_raters::ranking::{Anchor, rank_bradley_terry};
+    use rlhf_raters::{Comparisons, Outcome};
+    let case = load("bradley_terry_5items_24comparisons");
+    let mut c = Comparisons::new();
+    for name in case["inputs"]["items"].as_array().unwrap() {
+        c.items.intern(name.as_str().unwrap());
+    }
+    for wl in case["inputs"]["comparisons_winner_loser"]
+        .as_array()
+        .unwrap()
+    {
+        let (w, l) = (wl[0].as_u64().unwrap(), wl[1].as_u64().unwrap());
+        c.push(&format!("i{w}"), &format!("i{l}"), Outcome::Left, None)
+            .unwrap();
+    }
+    let t = tol(&case, "mle");
+    let e = &case["expected"];
+    let pc = pair_counts(c.n_items(), &c.games);
+    let f = fit(&pc, &BtConfig::default(), None, None).unwrap();
+    assert!(f.converged);
+    for (i, want) in e["mle_log_strength_centered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        close(f.theta[i], want, t, "theta");
+    }
+    close(f.log_likelihood, &e["mle_loglik"], t, "loglik");
+    let r = rank_bradley_terry(&c, &BtConfig::default(), &Anchor::default(), None).unwrap();
+    let lmsys = e["lmsys_elo_scale_1000_plus_400_theta_over_ln10"]
+        .as_array()
+        .unwrap();
+    for item in &r.items {
+        let i: usize = item.item[1..].parse().unwrap();
+        close(item.rating, &lmsys[i], 1e-6, "elo scale");
+        close(item.wins as f64, &e["win_counts"][i], 0.0, "wins");
+    }
+    // the same data read crowd-kit style (left/right/label = winner name) gives the same fit
+    let mut ck = Comparisons::new();
+    for row in case["inputs"]["crowdkit_frame"].as_array().unwrap() {
+        let (l, r, w) = (
+            row["left"].as_str().unwrap(),
+            row["right"].as_str().unwrap(),
+            row["label"].as_str().unwrap(),
+        );
+        let o = if w == l {
+            Outcome::Left
+        } else {
+            Outcome::Right
+        };
+        ck.push(l, r, o, row["worker"].as_str()).unwrap();
+    }
+    let r2 = rank_bradley_terry(&ck, &BtConfig::default(), &Anchor::default(), None).unwrap();
+    for item in &r2.items {
+        let i: usize = item.item[1..].parse().unwrap();
+        close(
+            item.log_strength.unwrap(),
+            &e["mle_log_strength_centered"][i],
+            t,
+            "theta crowdkit frame",
+        );
+    }
+}
+
+#[test]
+fn elo_fixed_sequence() {
+    use rlhf_raters::ranking::elo::{EloConfig, elo_ratings};
+    use rlhf_raters::{Comparisons, Outcome};
+    let case = load("elo_fixed_sequence");
+    let mut c = Comparisons::new();
+    for g in case["inputs"]["games_model_a_model_b_winner"]
+        .as_array()
+        .unwrap()
+    {
+        let o = match g[2].as_str().unwrap() {
+            "model_a" => Outcome::Left,
+            "model_b" => Outcome::Right,
+            _ => Outcome::Tie,
+        };
+        c.push(g[0].as_str().unwrap(), g[1].as_str().unwrap(), o, None)
+            .unwrap();
+    }
+    for k in [4.0, 16.0, 32.0] {
+        let cfg = EloConfig {
+            k,
+            ..EloConfig::default()
+        };
+        let r = elo_ratings(c.n_items(), &c.games, &cfg);
+        let want = &case["expected"][format!("K{k}")];
+        for (i, name) in c.items.names().iter().enumerate() {
+            close(
+                r[i],
+                &want[name],
+                tol(&case, "abs"),
+                &format!("K{k} {name}"),
+            );
+        }
+    }
+}
