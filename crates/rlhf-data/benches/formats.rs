@@ -1,0 +1,3 @@
+//! Throughput of the format readers (filled in with the formats module).
+
+fn main() {}
