@@ -1,16 +1,29 @@
 //! `cargo xtask <task>`: build helpers for the workspace.
 //!
-//! Tasks (filled by the CUDA issue): `kernels [--check]` compiles `kernels/*.cu` to PTX,
-//! `gpu-bundle` packs test and bench binaries for a GPU machine.
+//! Parts:
+//! - `kernels [--check]` ([`kernels`]): compiles `kernels/*.cu` to committed PTX with the pinned
+//!   nvcc 13.0 ([`toolchain`] finds it or installs it from PyPI); `--check` diffs and prints
+//!   per-kernel registers, shared memory and spills ([`ptxas`]).
+//! - `gpu-bundle` ([`bundle`]): stripped GPU test and bench binaries plus `run.sh` in `.gpu/`.
+
+mod bundle;
+mod kernels;
+mod ptxas;
+mod toolchain;
+
+const USAGE: &str = "usage: cargo xtask <kernels [--check] | gpu-bundle>";
 
 fn main() -> anyhow::Result<()> {
-    let task = std::env::args().nth(1).unwrap_or_default();
-    match task.as_str() {
-        "kernels" | "gpu-bundle" => {
-            anyhow::bail!(
-                "`cargo xtask {task}` arrives with the CUDA backend; no kernels exist yet"
-            )
-        }
-        _ => anyhow::bail!("usage: cargo xtask <kernels [--check] | gpu-bundle>"),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["kernels"] => kernels::run(false),
+        ["kernels", "--check"] => kernels::run(true),
+        ["gpu-bundle"] => bundle::run(),
+        _ => anyhow::bail!("{USAGE}"),
     }
 }

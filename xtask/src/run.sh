@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The rlhf GPU bundle (made by `cargo xtask gpu-bundle`): environment report, every GPU test with
+# RLHF_REQUIRE_GPU=1, then the kernel benchmark table. Under five minutes; the full log goes to
+# $OUT/gpu-run.log when OUT is set. Exit status: 0 only when every test and the bench passed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+if [[ -n ${OUT:-} ]]; then
+  mkdir -p "$OUT"
+  exec > >(tee "$OUT/gpu-run.log") 2>&1
+fi
+echo "== rlhf GPU bundle, commit $(cat "$here/COMMIT" 2>/dev/null), $(date -u +%FT%TZ)"
+
+echo "== environment"
+if command -v nvidia-smi >/dev/null; then
+  timeout 30 nvidia-smi || echo "nvidia-smi failed ($?)"
+else
+  echo "nvidia-smi: not found"
+fi
+ldd --version 2>&1 | head -1
+for tool in cargo nvcc python3; do
+  printf '%-8s %s\n' "$tool" "$(command -v "$tool" || echo 'not found')"
+done
+
+# cuBLAS is loaded at run time (dlopen); add the usual places it lives when the loader's default
+# path lacks it: the CUDA toolkit, then PyTorch's pip wheels.
+extra=()
+for dir in /usr/local/cuda/lib64 /usr/local/cuda-13.0/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [[ -d $dir ]] && extra+=("$dir")
+done
+if command -v python3 >/dev/null; then
+  site=$(timeout 20 python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null || true)
+  for dir in "$site"/nvidia/cu13/lib "$site"/nvidia/cublas/lib "$site"/nvidia/cuda_runtime/lib; do
+    [[ -d $dir ]] && extra+=("$dir")
+  done
+fi
+if ((${#extra[@]})); then
+  joined=$(IFS=:; echo "${extra[*]}")
+  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$joined"
+fi
+echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas\.so' | head -4
+
+status=0
+echo "== GPU tests (RLHF_REQUIRE_GPU=1)"
+for test in "$here"/tests/*; do
+  echo "-- $(basename "$test")"
+  RLHF_REQUIRE_GPU=1 timeout 150 "$test" --test-threads=1
+  rc=$?
+  if ((rc != 0)); then
+    echo "!! $(basename "$test") failed (exit $rc; 124 = timed out)"
+    status=1
+  fi
+done
+
+echo "== kernel benchmarks"
+timeout 100 "$here/cuda_bench"
+rc=$?
+if ((rc != 0)); then
+  echo "!! cuda_bench failed (exit $rc; 124 = timed out)"
+  status=1
+fi
+echo "== done, status $status"
+exit $status
