@@ -3,7 +3,9 @@
 //! tensor-level API with shape checks and device dispatch; `cpu.rs` holds generic slice kernels
 //! (f32 for work, f64 for gradient checks).
 
+pub mod cross_entropy;
 pub mod elementwise;
+pub mod logprob;
 pub mod matmul;
 pub mod reduce;
 pub mod softmax;

@@ -69,6 +69,26 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     combine(acc) + tail
 }
 
+/// `sum(a[i] * (b[i] - shift))`: an expectation taken relative to `shift` (a row's maximum), so
+/// that no precision is lost to a large common offset.
+pub fn dot_shifted<T: Float>(a: &[T], b: &[T], shift: T) -> T {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [T::zero(); LANES];
+    let mut a_chunks = a.chunks_exact(LANES);
+    let mut b_chunks = b.chunks_exact(LANES);
+    for (ca, cb) in (&mut a_chunks).zip(&mut b_chunks) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + ca[l] * (cb[l] - shift);
+        }
+    }
+    let tail = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * (y - shift));
+    combine(acc) + tail
+}
+
 /// Pairwise sum of the lane accumulators.
 fn combine<T: Float>(acc: [T; LANES]) -> T {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
