@@ -35,6 +35,33 @@ template <typename T> __device__ __forceinline__ void store128(T* p, const Pack1
   *reinterpret_cast<int4*>(p) = raw;
 }
 
+// W consecutive elements as fp32: one 128-bit load when W is the pack width, else a scalar load.
+// Row kernels pick W = Pack128<T>::N when the row length and pointers allow it, else W = 1.
+template <typename T, int W>
+__device__ __forceinline__ void load_w(const T* p, float (&out)[W]) {
+  if constexpr (W == 1) {
+    out[0] = to_f32(*p);
+  } else {
+    static_assert(W == Pack128<T>::N, "W must be 1 or the pack width");
+    const Pack128<T> v = load128(p);
+#pragma unroll
+    for (int k = 0; k < W; ++k) out[k] = to_f32(v.v[k]);
+  }
+}
+
+template <typename T, int W>
+__device__ __forceinline__ void store_w(T* p, const float (&in)[W]) {
+  if constexpr (W == 1) {
+    *p = from_f32<T>(in[0]);
+  } else {
+    static_assert(W == Pack128<T>::N, "W must be 1 or the pack width");
+    Pack128<T> v;
+#pragma unroll
+    for (int k = 0; k < W; ++k) v.v[k] = from_f32<T>(in[k]);
+    store128(p, v);
+  }
+}
+
 // True when every pointer is 16-byte aligned, so packed access is legal from element 0.
 __device__ __forceinline__ bool aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0;

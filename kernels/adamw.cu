@@ -1,0 +1,59 @@
+// AdamW (decoupled weight decay), exactly as torch.optim.AdamW, on fp32 master weights and fp32
+// moments, with the gradient in the storage dtype and the global-norm clip folded in:
+//   g = grad * clip_scale           (clip_scale read from device memory; null means 1)
+//   p = p * (1 - lr * wd)
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+//   p = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
+// and, when `param_copy` is not null, the updated weight in the storage dtype (a bf16 model).
+#include "common.cuh"
+
+// Passed by value; mirrors `AdamWConfig` in rlhf-tensor's cuda::adamw (repr(C)).
+struct AdamWConfig {
+  long long n;             // number of parameters
+  float lr;                // learning rate
+  float beta1;             // first-moment decay
+  float beta2;             // second-moment decay
+  float eps;               // added to the bias-corrected root of v
+  float weight_decay;      // decoupled, multiplied by lr
+  float bias_correction1;  // 1 - beta1^t
+  float bias_correction2;  // 1 - beta2^t
+};
+
+template <typename T, int W>
+__device__ __forceinline__ void adamw_pack(const AdamWConfig& cfg, long long i, float* param,
+                                           const T* grad, float* m, float* v, float clip,
+                                           T* param_copy) {
+  const float decay = 1.0f - cfg.lr * cfg.weight_decay;
+  const float step_size = cfg.lr / cfg.bias_correction1;
+  const float root_bc2 = sqrtf(cfg.bias_correction2);
+  float g[W];
+  load_w<T, W>(grad + i, g);
+#pragma unroll
+  for (int k = 0; k < W; ++k) {
+    const float gk = g[k] * clip;
+    const float mk = cfg.beta1 * m[i + k] + (1.0f - cfg.beta1) * gk;
+    const float vk = cfg.beta2 * v[i + k] + (1.0f - cfg.beta2) * gk * gk;
+    m[i + k] = mk;
+    v[i + k] = vk;
+    const float p = param[i + k] * decay - step_size * mk / (sqrtf(vk) / root_bc2 + cfg.eps);
+    param[i + k] = p;
+    g[k] = p;
+  }
+  if (param_copy) store_w<T, W>(param_copy + i, g);
+}
+
+#define ADAMW_KERNELS(T, S)                                                                         \
+  /* param, m, v (n) f32 in place; grad (n); clip_scale (1) f32 nullable; param_copy (n) nullable */ \
+  extern "C" __global__ void adamw_##S(AdamWConfig cfg, float* param, const T* grad, float* m,     \
+                                       float* v, const float* clip_scale, T* param_copy) {         \
+    constexpr int N = Pack128<T>::N;                                                                \
+    const float clip = clip_scale ? *clip_scale : 1.0f;                                             \
+    const bool packed = aligned16(grad) && (!param_copy || aligned16(param_copy));                  \
+    const long long packs = packed ? cfg.n / N : 0;                                                 \
+    GRID_STRIDE(p, packs) adamw_pack<T, N>(cfg, p * N, param, grad, m, v, clip, param_copy);        \
+    const long long start = packs * N;                                                              \
+    GRID_STRIDE(j, cfg.n - start)                                                                   \
+    adamw_pack<T, 1>(cfg, start + j, param, grad, m, v, clip, param_copy);                          \
+  }
+
+FOR_EACH_DTYPE(ADAMW_KERNELS)
