@@ -5,6 +5,8 @@
 
 pub mod cross_entropy;
 pub mod elementwise;
+pub mod gelu;
+pub mod layernorm;
 pub mod logprob;
 pub mod matmul;
 pub mod reduce;
