@@ -15,6 +15,8 @@
 //!   `tokenizer.json`, one [`tokenizer::Tokenizer`] trait.
 //! - [`batching`]: padding (right for SFT / reward model, left for PPO prompts), masks, position
 //!   ids, SFT loss masks, seeded shuffling, hash-based train / validation / test splits.
+//! - [`world`]: the synthetic HHH world: seeded facts, corpus, demonstrations, prompts,
+//!   ground-truth scorers and rules, simulated labelers and gold labels.
 //!
 //! Status: being built (data issue).
 
@@ -25,5 +27,6 @@ pub mod records;
 pub mod stats;
 pub mod tokenizer;
 pub mod validate;
+pub mod world;
 
 pub use error::DataError;

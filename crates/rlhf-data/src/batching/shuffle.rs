@@ -9,7 +9,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A uniform integer in `0..bound` (`bound >= 1`) by rejection, unbiased.
-fn uniform_below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {
+pub(crate) fn uniform_below(rng: &mut ChaCha8Rng, bound: u64) -> u64 {
     // Reject the top partial block of size 2^64 mod bound.
     let zone = u64::MAX - (u64::MAX % bound + 1) % bound;
     loop {
