@@ -5,6 +5,7 @@
 
 pub mod cross_entropy;
 pub mod elementwise;
+pub mod embedding;
 pub mod gelu;
 pub mod layernorm;
 pub mod logprob;
