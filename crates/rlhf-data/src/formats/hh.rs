@@ -166,13 +166,19 @@ pub fn parse_line(line: &str) -> Result<Pairwise, InvalidRecord> {
                     .len()
                     .min(rejected.prompt_spans().len()),
             );
+        let (c, r) = (chosen.prompt_spans().len(), rejected.prompt_spans().len());
+        let difference = if differ_at == c.min(r) {
+            format!(
+                "the prompts have {c} and {r} turns and agree on the first {}",
+                c.min(r)
+            )
+        } else {
+            format!("first difference at turn {differ_at}")
+        };
         return Err(InvalidRecord::new(
             "rejected",
             format!(
-                "the conversation of `chosen` before the final `\\n\\nAssistant:` ({} turns), \
-                 found a different one ({} turns, first difference at turn {differ_at})",
-                chosen.prompt_spans().len(),
-                rejected.prompt_spans().len()
+                "the conversation of `chosen` before the final `\\n\\nAssistant:`; {difference}"
             ),
         ));
     }

@@ -57,14 +57,14 @@ impl OutputFormat {
     }
 }
 
-/// Fields that the output format had no place for, with how many records lost each.
+/// Fields that the output format had no place for, with how many output rows lost each.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dropped {
     counts: BTreeMap<&'static str, u64>,
 }
 
 impl Dropped {
-    /// Counts one record that lost `field`.
+    /// Counts one output row that lost `field`.
     pub fn add(&mut self, field: &'static str) {
         *self.counts.entry(field).or_insert(0) += 1;
     }

@@ -1,0 +1,14 @@
+//! Fuzzes the OpenAssistant tree parser: the line parser and the streaming reader must never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rlhf_data::formats::{FeedbackReader, Format, oasst};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = oasst::parse_line(text);
+    }
+    if let Ok(reader) = FeedbackReader::from_reader("fuzz", std::io::Cursor::new(data.to_vec()), Some(Format::Oasst)) {
+        reader.for_each(drop);
+    }
+});
