@@ -3,6 +3,7 @@
 //! tensor-level API with shape checks and device dispatch; `cpu.rs` holds generic slice kernels
 //! (f32 for work, f64 for gradient checks).
 
+pub mod attention;
 pub mod cross_entropy;
 pub mod elementwise;
 pub mod embedding;
