@@ -20,6 +20,7 @@
 //! [`Coefficient::Undefined`] with the reason; nothing returns NaN and nothing panics on input.
 //! Dependencies: `csv`, `serde_json`, `flate2` (formats), `rayon` (parallel passes).
 
+pub mod aggregate;
 pub mod agreement;
 pub mod coefficient;
 pub mod error;
@@ -29,6 +30,8 @@ pub mod labels;
 pub mod pairs;
 pub mod ranking;
 pub mod rng;
+pub mod screening;
+pub mod synth;
 
 pub use agreement::bootstrap::{BootstrapSpec, Interval};
 pub use agreement::cohen::Weighting;

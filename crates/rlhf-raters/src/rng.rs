@@ -58,6 +58,15 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
+    /// Two uniform integers in `0..n` from one 64-bit draw (`n` must be in `1..=2^32`).
+    #[inline]
+    pub fn below_pair(&mut self, n: u32) -> (u32, u32) {
+        let x = self.next_u64();
+        let a = (((x & 0xFFFF_FFFF) * n as u64) >> 32) as u32;
+        let b = (((x >> 32) * n as u64) >> 32) as u32;
+        (a, b)
+    }
+
     /// A standard normal draw (Box–Muller).
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.next_f64(); // (0, 1]

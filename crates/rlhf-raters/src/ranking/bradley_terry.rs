@@ -131,33 +131,77 @@ pub fn connectivity_problem(pc: &PairCounts) -> Option<String> {
     if n < 2 {
         return Some("fewer than two items".into());
     }
-    // forward[i] lists j with i beating j (w_ij > 0); strongly connected iff every node is
-    // reachable from node 0 both forwards and backwards.
-    let mut forward = vec![Vec::new(); n];
-    let mut backward = vec![Vec::new(); n];
-    for (s, &(i, j)) in pc.pairs.iter().enumerate() {
-        let (i, j) = (i as usize, j as usize);
-        if pc.wins[s] > 0.0 {
-            forward[i].push(j);
-            backward[j].push(i);
+    // Fast path: pairs with both a win and a loss are two-way edges; if they alone connect
+    // every item (union-find), the graph is strongly connected.
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    fn root(parent: &mut [u32], mut v: u32) -> u32 {
+        while parent[v as usize] != v {
+            parent[v as usize] = parent[parent[v as usize] as usize];
+            v = parent[v as usize];
         }
-        if pc.total[s] - pc.wins[s] > 0.0 {
-            forward[j].push(i);
-            backward[i].push(j);
+        v
+    }
+    let mut components = n;
+    for (s, &(i, j)) in pc.pairs.iter().enumerate() {
+        if pc.wins[s] > 0.0 && pc.total[s] - pc.wins[s] > 0.0 {
+            let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+            if a != b {
+                parent[a as usize] = b;
+                components -= 1;
+            }
         }
     }
-    for (graph, what) in [
-        (&forward, "beaten, directly or indirectly, by"),
-        (&backward, "able to beat"),
+    if components == 1 {
+        return None;
+    }
+    // Edge i -> j when i beat j at least half a time. Strongly connected iff every node is
+    // reachable from node 0 both forwards and backwards. CSR adjacency, built in two passes.
+    let mut edges: Vec<(u32, u32)> = Vec::with_capacity(2 * pc.pairs.len());
+    for (s, &(i, j)) in pc.pairs.iter().enumerate() {
+        if pc.wins[s] > 0.0 {
+            edges.push((i, j));
+        }
+        if pc.total[s] - pc.wins[s] > 0.0 {
+            edges.push((j, i));
+        }
+    }
+    let mut seen = vec![false; n];
+    let mut stack = Vec::with_capacity(n);
+    let mut offsets = vec![0usize; n + 1];
+    let mut targets = vec![0u32; edges.len()];
+    for (direction, what) in [
+        (0, "beaten, directly or indirectly, by"),
+        (1, "able to beat"),
     ] {
-        let mut seen = vec![false; n];
-        let mut stack = vec![0usize];
+        offsets.iter_mut().for_each(|o| *o = 0);
+        let end = |e: &(u32, u32)| {
+            if direction == 0 {
+                (e.0, e.1)
+            } else {
+                (e.1, e.0)
+            }
+        };
+        for e in &edges {
+            offsets[end(e).0 as usize + 1] += 1;
+        }
+        for v in 0..n {
+            offsets[v + 1] += offsets[v];
+        }
+        let mut fill = offsets.clone();
+        for e in &edges {
+            let (from, to) = end(e);
+            targets[fill[from as usize]] = to;
+            fill[from as usize] += 1;
+        }
+        seen.iter_mut().for_each(|x| *x = false);
         seen[0] = true;
+        stack.clear();
+        stack.push(0usize);
         while let Some(v) = stack.pop() {
-            for &u in &graph[v] {
-                if !seen[u] {
-                    seen[u] = true;
-                    stack.push(u);
+            for &u in &targets[offsets[v]..offsets[v + 1]] {
+                if !seen[u as usize] {
+                    seen[u as usize] = true;
+                    stack.push(u as usize);
                 }
             }
         }
@@ -170,12 +214,14 @@ pub fn connectivity_problem(pc: &PairCounts) -> Option<String> {
     None
 }
 
-/// Gradient (n), information matrix (n-1, n-1 without item 0, if `info`), log-likelihood.
+/// Gradient (n), information matrix (n-1, n-1 without item 0, if `info`), and the
+/// log-likelihood if `want_loglik` (else 0; it costs two logarithms per pair).
 fn derivatives(
     pc: &PairCounts,
     theta: &[f64],
     info: Option<&mut Vec<f64>>,
     grad: &mut [f64],
+    want_loglik: bool,
 ) -> f64 {
     let n = pc.n_items;
     let top = theta.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -198,11 +244,13 @@ fn derivatives(
         let r = 1.0 - q;
         grad[i] += w - t * q;
         grad[j] += (t - w) - t * r;
-        if w > 0.0 {
-            loglik += w * q.ln();
-        }
-        if t - w > 0.0 {
-            loglik += (t - w) * r.ln();
+        if want_loglik {
+            if w > 0.0 {
+                loglik += w * q.ln();
+            }
+            if t - w > 0.0 {
+                loglik += (t - w) * r.ln();
+            }
         }
         if let Some(h) = info.as_deref_mut() {
             let v = t * q * r;
@@ -221,11 +269,25 @@ fn derivatives(
     loglik
 }
 
+/// Gradient only (n), the hot loop of chord steps: `d = w_ij - n_ij q_ij`, `g_i += d`, `g_j -= d`.
+fn gradient(pc: &PairCounts, theta: &[f64], pi: &mut Vec<f64>, grad: &mut [f64]) {
+    let top = theta.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    pi.clear();
+    pi.extend(theta.iter().map(|t| (t - top).exp()));
+    grad.iter_mut().for_each(|g| *g = 0.0);
+    for ((&(i, j), &w), &t) in pc.pairs.iter().zip(&pc.wins).zip(&pc.total) {
+        let (pi_i, pi_j) = (pi[i as usize], pi[j as usize]);
+        let d = w - t * pi_i / (pi_i + pi_j);
+        grad[i as usize] += d;
+        grad[j as usize] -= d;
+    }
+}
+
 /// The information matrix (without item 0) at `theta`, factored.
 pub fn information_factor(pc: &PairCounts, theta: &[f64]) -> Option<Cholesky> {
     let mut h = Vec::new();
     let mut g = vec![0.0; pc.n_items];
-    derivatives(pc, theta, Some(&mut h), &mut g);
+    derivatives(pc, theta, Some(&mut h), &mut g, false);
     Cholesky::factor(h, pc.n_items - 1)
 }
 
@@ -237,6 +299,26 @@ pub fn fit(
     start: Option<&[f64]>,
     chord: Option<&Cholesky>,
 ) -> Result<BtFit, String> {
+    let (mut theta, iterations, converged) = solve(pc, config, start, chord)?;
+    let mut grad = vec![0.0; pc.n_items];
+    let loglik = derivatives(pc, &theta, None, &mut grad, true);
+    let mean = theta.iter().sum::<f64>() / theta.len() as f64;
+    theta.iter_mut().for_each(|t| *t -= mean);
+    Ok(BtFit {
+        theta,
+        log_likelihood: loglik,
+        iterations,
+        converged,
+    })
+}
+
+/// The solver behind [`fit`]: `(theta with theta_0 = 0, iterations, converged)`.
+pub fn solve(
+    pc: &PairCounts,
+    config: &BtConfig,
+    start: Option<&[f64]>,
+    chord: Option<&Cholesky>,
+) -> Result<(Vec<f64>, usize, bool), String> {
     if let Some(problem) = connectivity_problem(pc) {
         return Err(problem);
     }
@@ -248,21 +330,26 @@ pub fn fit(
     let mut grad = vec![0.0; n];
     let mut info = Vec::new();
     let mut step = vec![0.0; n - 1];
+    let mut pi_scratch = Vec::with_capacity(n);
     let mut iterations = 0;
     let mut converged = false;
     let mut use_chord = chord.is_some();
     let mut last_grad_norm = f64::INFINITY;
-    let mut loglik = derivatives(pc, &theta, None, &mut grad);
+    let mut loglik = if use_chord {
+        0.0
+    } else {
+        derivatives(pc, &theta, None, &mut grad, true)
+    };
     while iterations < config.max_iterations {
         iterations += 1;
         let factor_owned;
         let factor = match (use_chord, chord) {
             (true, Some(c)) => {
-                derivatives(pc, &theta, None, &mut grad);
+                gradient(pc, &theta, &mut pi_scratch, &mut grad);
                 c
             }
             _ => {
-                derivatives(pc, &theta, Some(&mut info), &mut grad);
+                derivatives(pc, &theta, Some(&mut info), &mut grad, false);
                 factor_owned = Cholesky::factor(std::mem::take(&mut info), n - 1)
                     .ok_or_else(|| "information matrix is singular".to_string())?;
                 &factor_owned
@@ -272,6 +359,7 @@ pub fn fit(
         if use_chord && (grad_norm > 0.5 * last_grad_norm && iterations > 3 || iterations > 40) {
             use_chord = false; // not contracting: switch to Newton from here
             last_grad_norm = f64::INFINITY;
+            loglik = derivatives(pc, &theta, None, &mut grad, true);
             continue;
         }
         last_grad_norm = grad_norm;
@@ -289,7 +377,7 @@ pub fn fit(
                 let trial: Vec<f64> = std::iter::once(0.0)
                     .chain(theta[1..].iter().zip(&step).map(|(t, s)| t + scale * s))
                     .collect();
-                let trial_ll = derivatives(pc, &trial, None, &mut grad);
+                let trial_ll = derivatives(pc, &trial, None, &mut grad, true);
                 if trial_ll >= loglik - 1e-12 * loglik.abs().max(1.0) || scale < 1e-6 {
                     theta = trial;
                     loglik = trial_ll;
@@ -303,13 +391,5 @@ pub fn fit(
             break;
         }
     }
-    let loglik = derivatives(pc, &theta, None, &mut grad);
-    let mean = theta.iter().sum::<f64>() / n as f64;
-    theta.iter_mut().for_each(|t| *t -= mean);
-    Ok(BtFit {
-        theta,
-        log_likelihood: loglik,
-        iterations,
-        converged,
-    })
+    Ok((theta, iterations, converged))
 }

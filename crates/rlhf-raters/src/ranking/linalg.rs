@@ -6,7 +6,8 @@
 #[derive(Debug, Clone)]
 pub struct Cholesky {
     n: usize,
-    l: Vec<f64>, // (n, n) lower triangle used
+    l: Vec<f64>,  // (n, n) lower triangle used
+    lt: Vec<f64>, // (n, n) its transpose, so the backward solve reads rows
 }
 
 #[inline]
@@ -45,7 +46,13 @@ impl Cholesky {
                 row_i[j] = (row_i[j] - dot(&row_i[..j], row_j)) / d;
             }
         }
-        Some(Cholesky { n, l: a })
+        let mut lt = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                lt[j * n + i] = a[i * n + j];
+            }
+        }
+        Some(Cholesky { n, l: a, lt })
     }
 
     /// Solves `A x = b` in place.
@@ -56,11 +63,8 @@ impl Cholesky {
             b[i] = (b[i] - dot(row, &b[..i])) / self.l[i * n + i];
         }
         for i in (0..n).rev() {
-            let mut s = b[i];
-            for k in i + 1..n {
-                s -= self.l[k * n + i] * b[k];
-            }
-            b[i] = s / self.l[i * n + i];
+            let row = &self.lt[i * n + i + 1..i * n + n];
+            b[i] = (b[i] - dot(row, &b[i + 1..])) / self.lt[i * n + i];
         }
     }
 }

@@ -18,7 +18,9 @@ use crate::agreement::bootstrap::{BootstrapSpec, percentile_interval};
 use crate::error::{RatersError, Result};
 use crate::pairs::{Comparisons, Game, Outcome};
 use crate::rng::Rng;
-use bradley_terry::{BtConfig, PairCounts, fit, game_categories, information_factor, pair_counts};
+use bradley_terry::{
+    BtConfig, PairCounts, fit, game_categories, information_factor, pair_counts, solve,
+};
 use elo::{EloConfig, elo_ratings};
 
 /// Where the Elo-scale ratings of a Bradley–Terry fit are pinned.
@@ -264,14 +266,21 @@ pub fn bootstrap_bt(
 ) -> Result<Vec<Vec<Option<f64>>>> {
     let (cats, of_game) = game_categories(pc, &c.games);
     let chord = information_factor(pc, theta);
-    let n_games = of_game.len() as u64;
+    let n_games = u32::try_from(of_game.len()).map_err(|_| {
+        RatersError::Invalid("bootstrap supports at most 2^32 - 1 comparisons".into())
+    })?;
     (0..spec.replicates)
         .into_par_iter()
         .map(|r| {
             let mut rng = Rng::stream(spec.seed, r as u64);
             let mut counts = vec![0u32; cats.len()];
-            for _ in 0..n_games {
-                counts[of_game[rng.below(n_games) as usize] as usize] += 1;
+            for _ in 0..n_games / 2 {
+                let (a, b) = rng.below_pair(n_games);
+                counts[of_game[a as usize] as usize] += 1;
+                counts[of_game[b as usize] as usize] += 1;
+            }
+            if n_games % 2 == 1 {
+                counts[of_game[rng.below_pair(n_games).0 as usize] as usize] += 1;
             }
             let mut rep = PairCounts {
                 n_items: pc.n_items,
@@ -284,11 +293,8 @@ pub fn bootstrap_bt(
                 rep.total[slot as usize] += k;
                 rep.wins[slot as usize] += k * outcome.left_score();
             }
-            match fit(&rep, config, Some(theta), chord.as_ref()) {
-                Ok(f) => Ok(elo_scale(c, &f.theta, anchor)?
-                    .into_iter()
-                    .map(Some)
-                    .collect()),
+            match solve(&rep, config, Some(theta), chord.as_ref()) {
+                Ok((t, _, _)) => Ok(elo_scale(c, &t, anchor)?.into_iter().map(Some).collect()),
                 Err(_) => Ok(vec![None; pc.n_items]),
             }
         })
