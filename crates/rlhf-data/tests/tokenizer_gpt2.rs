@@ -60,6 +60,12 @@ fn special_tokens_are_distinct_and_not_parsed_from_text() {
     assert_eq!(&ids[..2], &[31373, 1279]);
     assert!(!ids.contains(&50256));
     assert!(tok.decode(&[50258]).is_err());
+    // tiktoken: encode("hello <|endoftext|>", allowed_special="all") == [31373, 220, 50256].
+    assert_eq!(
+        tok.encode_with_special("hello <|endoftext|>"),
+        vec![31373, 220, 50256]
+    );
+    assert_eq!(tok.encode_with_special("<|pad|>hello"), vec![50257, 31373]);
 }
 
 #[test]

@@ -57,6 +57,16 @@ fn pad_text_in_input_is_not_the_pad_token() {
 }
 
 #[test]
+fn special_text_maps_to_special_ids_on_request() {
+    let tok = trained();
+    let ids = tok.encode_with_special("<|endoftext|> hi<|pad|>");
+    assert_eq!(ids[0], tok.eos_id());
+    assert_eq!(*ids.last().unwrap(), tok.pad_id());
+    assert_eq!(&ids[1..ids.len() - 1], tok.encode(" hi").as_slice());
+    assert_eq!(tok.decode(&ids).unwrap(), "<|endoftext|> hi<|pad|>");
+}
+
+#[test]
 fn save_and_load_through_a_file() {
     let dir = std::env::temp_dir().join(format!("rlhf-tok-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -85,6 +95,14 @@ proptest! {
     #[test]
     fn trained_round_trips_arbitrary_strings(text in any::<String>()) {
         prop_assert_eq!(trained().decode(&trained().encode(&text)).unwrap(), text);
+    }
+
+    #[test]
+    fn encode_with_special_round_trips(parts in prop::collection::vec(prop_oneof![
+        Just("<|endoftext|>".to_string()), Just("<|pad|>".to_string()), any::<String>()], 0..6)) {
+        let text = parts.concat();
+        let tok = trained();
+        prop_assert_eq!(tok.decode(&tok.encode_with_special(&text)).unwrap(), text);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! GPT-2's tokenizer: tiktoken's `r50k_base`, with an added PAD token.
 
-use super::{PAD_TOKEN, Tokenizer, TokenizerError};
+use super::{EOS_TOKEN, PAD_TOKEN, Tokenizer, TokenizerError};
 use std::sync::Arc;
 use tiktoken_rs::CoreBPE;
 
@@ -81,5 +81,12 @@ impl Tokenizer for Gpt2Tokenizer {
 
     fn is_special(&self, id: u32) -> bool {
         id == GPT2_EOS_ID || id == GPT2_PAD_ID
+    }
+
+    fn special_tokens(&self) -> Vec<(u32, String)> {
+        vec![
+            (GPT2_EOS_ID, EOS_TOKEN.to_string()),
+            (GPT2_PAD_ID, PAD_TOKEN.to_string()),
+        ]
     }
 }

@@ -112,6 +112,36 @@ pub trait Tokenizer: Send + Sync + std::fmt::Debug {
     /// Whether `id` is a special token (EOS, PAD or another added token).
     fn is_special(&self, id: u32) -> bool;
 
+    /// The special tokens as (id, text), e.g. `(eos_id, "<|endoftext|>")`.
+    fn special_tokens(&self) -> Vec<(u32, String)>;
+
+    /// Encodes text in which special-token text stands for the special token (as Hugging Face
+    /// `tokenizers` does by default); the text between them is encoded as ordinary text.
+    fn encode_with_special(&self, text: &str) -> Vec<u32> {
+        let specials = self.special_tokens();
+        let mut ids = Vec::new();
+        let mut rest = text;
+        loop {
+            // The leftmost special token, the longest one on a tie.
+            let next = specials
+                .iter()
+                .filter_map(|(id, s)| {
+                    rest.find(s.as_str())
+                        .map(|at| (at, std::cmp::Reverse(s.len()), *id))
+                })
+                .min();
+            let Some((at, std::cmp::Reverse(len), id)) =
+                next.filter(|&(_, std::cmp::Reverse(len), _)| len > 0)
+            else {
+                ids.extend(self.encode(rest));
+                return ids;
+            };
+            ids.extend(self.encode(&rest[..at]));
+            ids.push(id);
+            rest = &rest[at + len..];
+        }
+    }
+
     /// Decodes `ids` to text; invalid UTF-8 (a split multi-byte character) becomes U+FFFD.
     fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
         Ok(String::from_utf8_lossy(&self.decode_bytes(ids)?).into_owned())
@@ -165,5 +195,8 @@ impl Tokenizer for AnyTokenizer {
     }
     fn is_special(&self, id: u32) -> bool {
         self.as_dyn().is_special(id)
+    }
+    fn special_tokens(&self) -> Vec<(u32, String)> {
+        self.as_dyn().special_tokens()
     }
 }

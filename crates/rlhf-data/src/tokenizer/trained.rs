@@ -125,4 +125,14 @@ impl Tokenizer for BpeTokenizer {
     fn is_special(&self, id: u32) -> bool {
         self.special_ids.binary_search(&id).is_ok()
     }
+
+    fn special_tokens(&self) -> Vec<(u32, String)> {
+        self.special_ids
+            .iter()
+            .map(|&id| {
+                let bytes = self.model.token_bytes(id).unwrap_or_default();
+                (id, String::from_utf8_lossy(bytes).into_owned())
+            })
+            .collect()
+    }
 }
