@@ -13,6 +13,7 @@
 //!   `ops::<family>::cpu` holds generic kernels over [`Float`] (f32 for work, f64 for checks).
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping.
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
+//! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry and cuBLAS GEMM.
 //!
 //! ```
 //! use rlhf_tensor::{Device, Tensor, ops::matmul::{matmul, MatmulSpec}};
@@ -23,6 +24,7 @@
 //! # Ok::<(), rlhf_tensor::TensorError>(())
 //! ```
 
+pub mod cuda;
 mod device;
 mod dtype;
 mod error;
