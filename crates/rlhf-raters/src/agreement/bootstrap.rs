@@ -71,11 +71,21 @@ pub struct AgreementBootstrap {
     /// The settings used.
     pub spec: BootstrapSpec,
     /// Krippendorff's alpha per requested level.
-    pub alpha: Vec<(Level, Interval)>,
+    pub alpha: Vec<LevelInterval>,
     /// Fleiss' kappa.
     pub fleiss_kappa: Interval,
     /// Cohen's unweighted kappa (two-rater data only).
     pub cohen_kappa: Option<Interval>,
+}
+
+/// The interval of alpha at one level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LevelInterval {
+    /// The level.
+    pub level: Level,
+    /// Its interval.
+    #[serde(flatten)]
+    pub interval: Interval,
 }
 
 /// Item patterns: distinct (category counts, two-rater cell) and each item's pattern id.
@@ -152,7 +162,10 @@ pub fn bootstrap_agreement(
     let alpha = levels
         .iter()
         .enumerate()
-        .map(|(c, &l)| (l, percentile_interval(&column(c), spec.confidence)))
+        .map(|(c, &level)| LevelInterval {
+            level,
+            interval: percentile_interval(&column(c), spec.confidence),
+        })
         .collect();
     AgreementBootstrap {
         spec,
