@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rlhf_data::formats::FeedbackReader;
 use rlhf_data::formats::{Format, OutputFormat, write_file};
 use rlhf_data::stats::{DatasetStats, StatsSummary};
 use rlhf_data::validate::{Checked, Policy, Report};
-use rlhf_data::formats::FeedbackReader;
 use serde::Serialize;
 
 /// Options of `rlhf data`.
@@ -59,7 +59,10 @@ struct ConvertArgs {
 fn parse_input_format(name: &str) -> Result<Format, String> {
     Format::from_name(name).ok_or_else(|| {
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-        format!("expected one of {} (or kway), got `{name}`", names.join(", "))
+        format!(
+            "expected one of {} (or kway), got `{name}`",
+            names.join(", ")
+        )
     })
 }
 
@@ -81,7 +84,11 @@ pub fn execute(args: DataArgs) -> anyhow::Result<ExitCode> {
 
 fn open(input: &InputArgs) -> anyhow::Result<Checked> {
     let reader = FeedbackReader::open(&input.input, input.input_format)?;
-    let policy = if input.skip_invalid { Policy::Skip } else { Policy::FailFast };
+    let policy = if input.skip_invalid {
+        Policy::Skip
+    } else {
+        Policy::FailFast
+    };
     Ok(Checked::new(reader, policy))
 }
 
@@ -108,7 +115,10 @@ fn validate(input: &InputArgs) -> anyhow::Result<ExitCode> {
     if let Some(error) = &first_error {
         writeln!(out, "error: {error}")?;
         if !input.skip_invalid {
-            writeln!(out, "stopped at the first invalid record (pass --skip-invalid to check them all)")?;
+            writeln!(
+                out,
+                "stopped at the first invalid record (pass --skip-invalid to check them all)"
+            )?;
         }
     }
     write_report_details(&mut out, &input.input, &report)?;
@@ -117,11 +127,18 @@ fn validate(input: &InputArgs) -> anyhow::Result<ExitCode> {
             out,
             "left out of rankings: {} deleted messages, {} unranked replies, {} prompts with one ranked reply, \
              {} ranked prompter-reply groups",
-            tally.deleted_messages, tally.unranked_replies, tally.single_ranked_replies, tally.prompter_rankings
+            tally.deleted_messages,
+            tally.unranked_replies,
+            tally.single_ranked_replies,
+            tally.prompter_rankings
         )?;
     }
     let all_valid = report.invalid == 0 && first_error.is_none();
-    Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn write_report_details(out: &mut impl Write, file: &Path, report: &Report) -> std::io::Result<()> {
@@ -129,12 +146,26 @@ fn write_report_details(out: &mut impl Write, file: &Path, report: &Report) -> s
         writeln!(out, "invalid: {error}")?;
     }
     if report.invalid > report.first_errors.len() as u64 && !report.first_errors.is_empty() {
-        writeln!(out, "... and {} more invalid records", report.invalid - report.first_errors.len() as u64)?;
+        writeln!(
+            out,
+            "... and {} more invalid records",
+            report.invalid - report.first_errors.len() as u64
+        )?;
     }
     if report.duplicates > 0 {
-        writeln!(out, "{} duplicate records (same kind, item, rater and responses):", report.duplicates)?;
+        writeln!(
+            out,
+            "{} duplicate records (same kind, item, rater and responses):",
+            report.duplicates
+        )?;
         for d in &report.first_duplicates {
-            writeln!(out, "duplicate: {}:{} repeats line {}", file.display(), d.line, d.first_line)?;
+            writeln!(
+                out,
+                "duplicate: {}:{} repeats line {}",
+                file.display(),
+                d.line,
+                d.first_line
+            )?;
         }
     }
     Ok(())
@@ -179,9 +210,16 @@ fn stats(input: &InputArgs) -> anyhow::Result<ExitCode> {
 
 fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut checked = open(&args.input)?;
-    let records = checked.by_ref().map(|item| item.map(|located| located.record));
-    let summary = write_file(&args.output, args.format, records)
-        .with_context(|| format!("converting {} to {}", args.input.input.display(), args.format.name()))?;
+    let records = checked
+        .by_ref()
+        .map(|item| item.map(|located| located.record));
+    let summary = write_file(&args.output, args.format, records).with_context(|| {
+        format!(
+            "converting {} to {}",
+            args.input.input.display(),
+            args.format.name()
+        )
+    })?;
     let report = checked.into_report();
     eprintln!(
         "wrote {} lines from {} records to {} as {}",
@@ -191,14 +229,20 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         args.format.name()
     );
     for (field, rows) in summary.dropped.iter() {
-        eprintln!("dropped `{field}` on {rows} output rows (no place for it in {})", args.format.name());
+        eprintln!(
+            "dropped `{field}` on {rows} output rows (no place for it in {})",
+            args.format.name()
+        );
     }
     if report.invalid > 0 {
         eprintln!("skipped {} invalid records", report.invalid);
         let mut err = std::io::stderr().lock();
         write_report_details(&mut err, &args.input.input, &report)?;
     } else if report.duplicates > 0 {
-        eprintln!("note: {} duplicate records were converted as they are", report.duplicates);
+        eprintln!(
+            "note: {} duplicate records were converted as they are",
+            report.duplicates
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

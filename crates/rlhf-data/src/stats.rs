@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::formats::item_id::{Fnv1a, hash_prompt};
+use crate::formats::item_id::{StableHash, hash_prompt};
 use crate::records::Feedback;
 
 /// Accumulates statistics over records; call [`DatasetStats::summary`] at the end.
@@ -112,16 +112,16 @@ impl DatasetStats {
         *self.by_kind.entry(record.kind().as_str()).or_insert(0) += 1;
         let meta = record.meta();
         self.items
-            .insert(Fnv1a::new().part(meta.item_id.as_bytes()).finish());
+            .insert(StableHash::new().part(meta.item_id.as_bytes()).finish());
         match &meta.rater_id {
             Some(rater) => {
                 self.raters
-                    .insert(Fnv1a::new().part(rater.as_bytes()).finish());
+                    .insert(StableHash::new().part(rater.as_bytes()).finish());
             }
             None => self.without_rater += 1,
         }
         if let Some(prompt) = record.prompt() {
-            let mut hash = Fnv1a::new();
+            let mut hash = StableHash::new();
             hash_prompt(&mut hash, prompt);
             self.prompts.insert(hash.finish());
             if prompt.turns.len() > 1 {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::DataError;
-use crate::formats::item_id::Fnv1a;
+use crate::formats::item_id::StableHash;
 use crate::formats::{FeedbackReader, Format, Located};
 use crate::records::Feedback;
 
@@ -133,7 +133,7 @@ impl Iterator for Checked {
 /// judged (for label rows: kind, item and rater).
 pub fn judgement_key(record: &Feedback) -> u64 {
     let meta = record.meta();
-    let mut hash = Fnv1a::new();
+    let mut hash = StableHash::new();
     hash.part(record.kind().as_str().as_bytes())
         .part(meta.item_id.as_bytes())
         .part(meta.rater_id.as_deref().unwrap_or("").as_bytes());

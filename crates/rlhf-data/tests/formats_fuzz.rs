@@ -21,9 +21,32 @@ const SEEDS: &[&str] = &[
 
 /// Pieces spliced into lines: JSON syntax, markers, huge numbers, odd Unicode.
 const PIECES: &[&str] = &[
-    "{", "}", "[", "]", "\"", ",", ":", "null", "true", "-1", "1e999", "18446744073709551616", "\\u0000",
-    "\\ud800", "\n\nHuman:", "\n\nAssistant:", "\n", "\r", "\"rank\": ", "\"replies\": [", "\"tiers\": [[",
-    "\"role\": \"assistant\"", "\u{feff}", "é", "\u{1F600}", "\"kind\": \"label\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    ",",
+    ":",
+    "null",
+    "true",
+    "-1",
+    "1e999",
+    "18446744073709551616",
+    "\\u0000",
+    "\\ud800",
+    "\n\nHuman:",
+    "\n\nAssistant:",
+    "\n",
+    "\r",
+    "\"rank\": ",
+    "\"replies\": [",
+    "\"tiers\": [[",
+    "\"role\": \"assistant\"",
+    "\u{feff}",
+    "é",
+    "\u{1F600}",
+    "\"kind\": \"label\"",
 ];
 
 #[derive(Debug, Clone)]
@@ -75,7 +98,8 @@ fn exercise(bytes: &[u8]) {
     let mut formats: Vec<Option<Format>> = Format::ALL.into_iter().map(Some).collect();
     formats.push(None);
     for format in formats {
-        if let Ok(reader) = FeedbackReader::from_reader("fuzz", Cursor::new(bytes.to_vec()), format) {
+        if let Ok(reader) = FeedbackReader::from_reader("fuzz", Cursor::new(bytes.to_vec()), format)
+        {
             for item in reader.take(10_000) {
                 let _ = item;
             }
@@ -126,7 +150,8 @@ fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
 #[test]
 fn the_seeds_are_valid_so_mutations_start_from_real_records() {
     for seed in SEEDS {
-        let reader = FeedbackReader::from_reader("seed", Cursor::new(seed.to_string()), None).unwrap();
+        let reader =
+            FeedbackReader::from_reader("seed", Cursor::new(seed.to_string()), None).unwrap();
         let records: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
         assert!(!records.is_empty(), "{seed}");
     }

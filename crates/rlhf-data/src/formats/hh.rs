@@ -150,38 +150,15 @@ impl<'t> Transcript<'t> {
 pub fn parse_line(line: &str) -> Result<Pairwise, InvalidRecord> {
     let raw: HhLine<'_> = serde_json::from_str(line).map_err(|e| diagnose(line, e))?;
     let chosen = Transcript::parse(&raw.chosen, "chosen")?;
-    let rejected = Transcript::parse(&raw.rejected, "rejected")?;
-    let same_prompt = raw.chosen.as_bytes()[..chosen.prompt_end()]
-        == raw.rejected.as_bytes()[..rejected.prompt_end()]
-        || same_turns(chosen.prompt_spans(), rejected.prompt_spans());
-    if !same_prompt {
-        let differ_at = chosen
-            .prompt_spans()
-            .iter()
-            .zip(rejected.prompt_spans())
-            .position(|(a, b)| a.role != b.role || a.content != b.content)
-            .unwrap_or(
-                chosen
-                    .prompt_spans()
-                    .len()
-                    .min(rejected.prompt_spans().len()),
-            );
-        let (c, r) = (chosen.prompt_spans().len(), rejected.prompt_spans().len());
-        let difference = if differ_at == c.min(r) {
-            format!(
-                "the prompts have {c} and {r} turns and agree on the first {}",
-                c.min(r)
-            )
-        } else {
-            format!("first difference at turn {differ_at}")
+    let rejected_response =
+        match shared_prompt_response(&raw.chosen, chosen.prompt_end(), &raw.rejected) {
+            Some(response) => response,
+            None => {
+                let rejected = Transcript::parse(&raw.rejected, "rejected")?;
+                check_same_prompt(&chosen, &rejected)?;
+                rejected.response()
+            }
         };
-        return Err(InvalidRecord::new(
-            "rejected",
-            format!(
-                "the conversation of `chosen` before the final `\\n\\nAssistant:`; {difference}"
-            ),
-        ));
-    }
     let prompt = Prompt::new(
         chosen
             .prompt_spans()
@@ -194,7 +171,55 @@ pub fn parse_line(line: &str) -> Result<Pairwise, InvalidRecord> {
         meta,
         prompt,
         chosen.response(),
-        rejected.response(),
+        rejected_response,
+    ))
+}
+
+/// The fast path: when `rejected` starts with the same bytes as `chosen` up to chosen's final
+/// marker and the rest is exactly one assistant turn, that turn's text.
+fn shared_prompt_response<'t>(
+    chosen: &str,
+    prompt_end: usize,
+    rejected: &'t str,
+) -> Option<&'t str> {
+    let prefix = chosen.as_bytes().get(..prompt_end)?;
+    if rejected.as_bytes().get(..prompt_end)? != prefix {
+        return None;
+    }
+    let spans = split_turns(rejected.get(prompt_end..)?).ok()?;
+    match spans.as_slice() {
+        [only] if only.role == Role::Assistant && only.marker_start == 0 => Some(only.content),
+        _ => None,
+    }
+}
+
+/// The slow path's check that both transcripts hold the same prompt turns.
+fn check_same_prompt(
+    chosen: &Transcript<'_>,
+    rejected: &Transcript<'_>,
+) -> Result<(), InvalidRecord> {
+    let (c, r) = (chosen.prompt_spans(), rejected.prompt_spans());
+    if same_turns(c, r) {
+        return Ok(());
+    }
+    let shorter = c.len().min(r.len());
+    let differ_at = c
+        .iter()
+        .zip(r)
+        .position(|(a, b)| a.role != b.role || a.content != b.content)
+        .unwrap_or(shorter);
+    let difference = if differ_at == shorter {
+        format!(
+            "the prompts have {} and {} turns and agree on the first {shorter}",
+            c.len(),
+            r.len()
+        )
+    } else {
+        format!("first difference at turn {differ_at}")
+    };
+    Err(InvalidRecord::new(
+        "rejected",
+        format!("the conversation of `chosen` before the final `\\n\\nAssistant:`; {difference}"),
     ))
 }
 

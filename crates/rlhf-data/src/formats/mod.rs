@@ -12,7 +12,9 @@
 //! see [`detect`]); [`write_file`] writes records atomically; the per-format `parse_line` /
 //! `write_line` functions are pure and are what the fuzz targets exercise.
 //!
-//! Dependencies: `flate2` (gzip), `csv` (quoted CSV cells), `memchr` (turn markers, line splits).
+//! Dependencies: `flate2` (gzip), `csv` (quoted CSV cells), `memchr` (turn markers), `simdutf8`
+//! (UTF-8 checks of each line: with the curly quotes and accents of real text, the standard
+//! library's check took a fifth of the HH-RLHF reading time; simdutf8 is several times faster).
 
 pub mod detect;
 pub mod hh;

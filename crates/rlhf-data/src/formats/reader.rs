@@ -189,7 +189,7 @@ impl FeedbackReader {
 
     /// Parses one line, queueing its records (checked) or its error.
     fn parse_line(&mut self, line_no: u64, bytes: &[u8]) {
-        let Ok(line) = std::str::from_utf8(bytes) else {
+        let Ok(line) = simdutf8::basic::from_utf8(bytes) else {
             let invalid = InvalidRecord::new(WHOLE_LINE, "UTF-8 text");
             self.pending
                 .push_back(Err(self.record_error(line_no, invalid)));
