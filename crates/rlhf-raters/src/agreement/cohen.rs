@@ -86,13 +86,14 @@ pub fn cohen_kappa(table: &[f64], k: usize, weighting: Weighting) -> CohenKappa 
         return undefined("the two raters share no item");
     }
     let w = agreement_weights(k, weighting);
-    let (mut po, mut pe) = (0.0, 0.0);
+    let (mut agreeing, mut pe) = (0.0, 0.0);
     for i in 0..k {
         for j in 0..k {
-            po += w[i * k + j] * table[i * k + j] / n;
+            agreeing += w[i * k + j] * table[i * k + j];
             pe += w[i * k + j] * row[i] * col[j];
         }
     }
+    let po = agreeing / n; // one division: exactly 1 under perfect agreement
     let kappa = chance_corrected(po, pe);
     let Some(kv) = kappa.value() else {
         return CohenKappa {
@@ -150,7 +151,7 @@ pub fn scott_pi(table: &[f64], k: usize) -> Coefficient {
     if n <= 0.0 {
         return Coefficient::undefined("the two raters share no item");
     }
-    let po: f64 = (0..k).map(|i| table[i * k + i] / n).sum();
+    let po = (0..k).map(|i| table[i * k + i]).sum::<f64>() / n;
     let pe: f64 = (0..k).map(|i| ((row[i] + col[i]) / 2.0).powi(2)).sum();
     chance_corrected(po, pe)
 }
@@ -161,7 +162,7 @@ pub fn two_rater_ac1(table: &[f64], k: usize) -> Coefficient {
     if n <= 0.0 || k < 2 {
         return Coefficient::undefined("no shared item or fewer than two categories");
     }
-    let po: f64 = (0..k).map(|i| table[i * k + i] / n).sum();
+    let po = (0..k).map(|i| table[i * k + i]).sum::<f64>() / n;
     let pe: f64 = (0..k)
         .map(|i| {
             let p = (row[i] + col[i]) / 2.0;

@@ -2,11 +2,13 @@
 //!
 //! - percent agreement `P_a = mean_i sum_k n_ik (n_ik - 1) / (m_i (m_i - 1))` over items with
 //!   `m_i >= 2` (the share of agreeing rater pairs);
-//! - Fleiss' kappa `(P_a - P_e) / (1 - P_e)`, `P_e = sum_k pi_k^2`; Gwet's AC1 with
-//!   `P_e = sum_k pi_k (1 - pi_k) / (K - 1)`; Brennan–Prediger (Randolph's free-marginal
-//!   kappa) with `P_e = 1 / K`. Category shares `pi_k = mean_i n_ik / m_i` over all items, as in
-//!   Gwet (2014, Handbook of Inter-Rater Reliability, ch. 2 / R irrCAC); with the same number of
-//!   raters on every item this is Fleiss (1971) exactly.
+//! - Fleiss' kappa `(P_a - P_e) / (1 - P_e)`, `P_e = sum_k p_k^2`, with `p_k = mean_i n_ik / m_i`
+//!   over the multi-rated items (those that enter `P_a`): with the same number of raters on every
+//!   item this is Fleiss (1971) exactly; under missing data it stays >= -1 (because
+//!   `P_i >= 2 sum_k p_ik^2 - 1` and Jensen), unlike shares taken over single-rated items too.
+//! - Gwet's AC1 with `P_e = sum_k pi_k (1 - pi_k) / (K - 1)` and Brennan–Prediger (Randolph's
+//!   free-marginal kappa) with `P_e = 1 / K`; `pi_k = mean_i n_ik / m_i` over all items, as in
+//!   Gwet (2014, Handbook of Inter-Rater Reliability, ch. 2; R irrCAC `gwet.ac1.raw`).
 //! - Fleiss' standard error under the null of no agreement, its z, and the per-category kappas:
 //!   Fleiss, Nee & Landis (1979), as R's `irr::kappam.fleiss` reports them; defined only when
 //!   every item has the same number `m >= 2` of ratings.
@@ -60,7 +62,11 @@ pub fn fleiss(t: &Tally) -> Fleiss {
             per_category: Vec::new(),
         };
     };
-    let p = shares(t);
+    let p: Vec<f64> = t
+        .multi_share_sum
+        .iter()
+        .map(|s| s / t.multi_units)
+        .collect();
     let pe: f64 = p.iter().map(|x| x * x).sum();
     let kappa = chance_corrected(pa, pe);
     let (se_h0, z, per_category) = if t.m_min == t.m_max && t.m_min >= 2 {

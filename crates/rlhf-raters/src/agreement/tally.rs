@@ -25,6 +25,8 @@ pub struct Tally {
     pub units: f64,
     /// (K) sum over all units of the share `n_ik / m_i` of each category.
     pub share_sum: Vec<f64>,
+    /// (K) sum over multi-rated units of the share `n_ik / m_i` (Fleiss' kappa).
+    pub multi_share_sum: Vec<f64>,
     /// (K) sum over multi-rated units of `n_ik (m_i - n_ik)` (Fleiss' per-category kappa).
     pub category_disagreement: Vec<f64>,
     /// Smallest number of ratings on a unit.
@@ -45,6 +47,7 @@ impl Tally {
             sum_item_agreement: 0.0,
             units: 0.0,
             share_sum: vec![0.0; k],
+            multi_share_sum: vec![0.0; k],
             category_disagreement: vec![0.0; k],
             m_min: u32::MAX,
             m_max: 0,
@@ -76,6 +79,7 @@ impl Tally {
             for &(c, nc) in counts {
                 let nc = nc as f64;
                 same_pairs += nc * (nc - 1.0);
+                self.multi_share_sum[c as usize] += w * nc / mf;
                 self.category_disagreement[c as usize] += w * nc * (mf - nc);
                 let row = c as usize * self.k;
                 for &(d, nd) in counts {
@@ -100,6 +104,7 @@ impl Tally {
         let add = |a: &mut Vec<f64>, b: &Vec<f64>| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         add(&mut self.coincidence, &other.coincidence);
         add(&mut self.share_sum, &other.share_sum);
+        add(&mut self.multi_share_sum, &other.multi_share_sum);
         add(
             &mut self.category_disagreement,
             &other.category_disagreement,
