@@ -12,8 +12,8 @@ use crate::kernels::workspace_root;
 /// The bundle must stay well under this size (the GPU machine's transfer limit is 64 MiB).
 const MAX_BUNDLE_BYTES: u64 = 60 * 1024 * 1024;
 
-/// Test targets of rlhf-tensor that exercise the GPU (integration test names).
-const GPU_TEST_TARGETS: &[&str] = &["cuda_kernels"];
+/// Integration tests of rlhf-tensor whose name starts with this exercise the GPU.
+const GPU_TEST_PREFIX: &str = "cuda_";
 
 /// The benchmark example of rlhf-tensor.
 const BENCH_EXAMPLE: &str = "cuda_bench";
@@ -39,13 +39,11 @@ pub fn run() -> Result<()> {
         ],
     )?;
     let mut copied = Vec::new();
-    for name in GPU_TEST_TARGETS {
-        let exe = tests
-            .iter()
-            .find(|(target, _)| target == name)
-            .map(|(_, path)| path)
-            .with_context(|| format!("cargo built no test binary named `{name}`"))?;
+    for (name, exe) in tests.iter().filter(|(t, _)| t.starts_with(GPU_TEST_PREFIX)) {
         copied.push(copy_stripped(exe, &out.join("tests").join(name))?);
+    }
+    if copied.is_empty() {
+        bail!("cargo built no test binary named {GPU_TEST_PREFIX}*");
     }
     let examples = cargo_executables(
         &root,
