@@ -6,6 +6,9 @@
 use super::TokenizerError;
 use std::collections::HashMap;
 
+/// Pieces longer than this many bytes are merged with a heap instead of repeated scans.
+pub const LONG_PIECE: usize = 64;
+
 /// One merge rule: `left` + `right` -> `merged`, applied in rank order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Merge {
@@ -109,8 +112,21 @@ impl BpeModel {
     }
 
     /// Appends the ids of one pre-tokenized piece to `out`.
+    ///
+    /// Short pieces use a plain scan per merge (O(n^2), fastest for words); pieces longer than
+    /// [`LONG_PIECE`] bytes use a heap (O(n log n)), so a long run without spaces cannot stall.
+    /// Both merge the lowest-rank pair first, the leftmost on ties, and give the same ids.
     pub fn encode_piece(&self, piece: &[u8], out: &mut Vec<u32>) {
-        let mut symbols: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        let symbols: Vec<u32> = piece.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        if symbols.len() > LONG_PIECE {
+            out.extend(self.merge_with_heap(symbols));
+        } else {
+            out.extend(self.merge_by_scan(symbols));
+        }
+    }
+
+    /// BPE merges by repeated scans: (n,) byte ids -> token ids.
+    fn merge_by_scan(&self, mut symbols: Vec<u32>) -> Vec<u32> {
         loop {
             // Lowest-rank adjacent pair, leftmost on ties: (rank, position, merged id).
             let mut best: Option<(u32, usize, u32)> = None;
@@ -125,6 +141,100 @@ impl BpeModel {
             symbols[pos] = merged;
             symbols.remove(pos + 1);
         }
-        out.extend_from_slice(&symbols);
+        symbols
+    }
+
+    /// BPE merges with a min-heap of (rank, position) over a linked list of symbols.
+    fn merge_with_heap(&self, mut symbols: Vec<u32>) -> Vec<u32> {
+        use std::cmp::Reverse;
+        let n = symbols.len();
+        let none = usize::MAX;
+        // Links between live positions: (n,) each; a merged-away position is dead.
+        let mut next: Vec<usize> = (1..=n).map(|i| if i < n { i } else { none }).collect();
+        let mut prev: Vec<usize> = (0..n).map(|i| if i == 0 { none } else { i - 1 }).collect();
+        let mut alive = vec![true; n];
+        // Entries: (rank, left position, left id, right id); stale ones are skipped on pop.
+        let mut heap = std::collections::BinaryHeap::new();
+        let push = |heap: &mut std::collections::BinaryHeap<_>,
+                    symbols: &[u32],
+                    left: usize,
+                    right: usize| {
+            if let Some(&(rank, _)) = self.merge_rank.get(&(symbols[left], symbols[right])) {
+                heap.push(Reverse((rank, left, symbols[left], symbols[right])));
+            }
+        };
+        for i in 0..n.saturating_sub(1) {
+            push(&mut heap, &symbols, i, i + 1);
+        }
+        while let Some(Reverse((_, pos, left, right))) = heap.pop() {
+            let after = next[pos];
+            if !alive[pos] || after == none || symbols[pos] != left || symbols[after] != right {
+                continue;
+            }
+            let Some(&(_, merged)) = self.merge_rank.get(&(left, right)) else {
+                continue;
+            };
+            symbols[pos] = merged;
+            alive[after] = false;
+            next[pos] = next[after];
+            if next[pos] != none {
+                prev[next[pos]] = pos;
+                push(&mut heap, &symbols, pos, next[pos]);
+            }
+            if prev[pos] != none {
+                push(&mut heap, &symbols, prev[pos], pos);
+            }
+        }
+        symbols
+            .iter()
+            .zip(&alive)
+            .filter(|(_, a)| **a)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::{BpeTrainerConfig, train_bpe};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn model() -> &'static BpeModel {
+        static MODEL: OnceLock<BpeModel> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            let text =
+                "aaab abab bbba aabb ababab aaaa bbbb abba baab the then there them ".repeat(30);
+            let config = BpeTrainerConfig {
+                vocab_size: 320,
+                min_frequency: 2,
+            };
+            train_bpe([text.as_str()], &config).unwrap().model().clone()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn heap_and_scan_merges_agree(word in "[abthenr ]{0,200}") {
+            let m = model();
+            let bytes: Vec<u32> = word.bytes().map(|b| m.byte_ids[b as usize]).collect();
+            prop_assert_eq!(m.merge_with_heap(bytes.clone()), m.merge_by_scan(bytes));
+        }
+    }
+
+    #[test]
+    fn a_megabyte_without_spaces_encodes_quickly() {
+        let m = model();
+        let piece = "ab".repeat(500_000);
+        let start = std::time::Instant::now();
+        let mut ids = Vec::new();
+        m.encode_piece(piece.as_bytes(), &mut ids);
+        let decoded: Vec<u8> = ids
+            .iter()
+            .flat_map(|&id| m.token_bytes(id).unwrap().to_vec())
+            .collect();
+        assert_eq!(decoded, piece.as_bytes());
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
 }

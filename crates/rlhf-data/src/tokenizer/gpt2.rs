@@ -11,6 +11,10 @@ pub const GPT2_PAD_ID: u32 = 50257;
 
 /// GPT-2 byte-level BPE with ids identical to tiktoken's `r50k_base`, plus PAD (id 50257).
 ///
+/// tiktoken-rs merges each pre-tokenized piece by repeated scans, so a single piece (a run of
+/// letters, digits or symbols with no space) costs time quadratic in its length: fine for text,
+/// slow for a megabyte without spaces.
+///
 /// ```
 /// use rlhf_data::tokenizer::{Gpt2Tokenizer, Tokenizer};
 /// let gpt2 = Gpt2Tokenizer::new()?;

@@ -159,6 +159,7 @@ pub fn parse_tokenizer_json(text: &str, path: &Path) -> Result<BpeTokenizer, Tok
     let model = BpeModel::new(tokens, merges)
         .map_err(|e| field_error("model", &format!("a consistent BPE model ({e})")))?;
     BpeTokenizer::new(model, special_ids)
+        .map_err(|e| field_error("added_tokens", &format!("usable special tokens ({e})")))
 }
 
 /// Checks that the pre-tokenizer is GPT-2's `ByteLevel` split without a prefix space.

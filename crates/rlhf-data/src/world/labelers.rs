@@ -4,7 +4,7 @@
 //! length_weight * chars_i / 100` (its bias) plus `temperature * G_i` with `G_i` standard Gumbel.
 //! Rankings sort the perceived utilities (a Plackett–Luce draw with scores `mu / temperature`);
 //! pairwise choices are independent Bradley–Terry draws, `P(i over j) = sigmoid((mu_i - mu_j) /
-//! temperature)`; rule flags and question answers are the truth, each wrong with probability
+//! temperature)`, with that probability of the choice made as the record's confidence; rule flags and question answers are the truth, each wrong with probability
 //! `error_rate` (a wrong answer is a uniformly chosen other option; adversaries always answer
 //! wrongly; random labelers answer uniformly). Every draw comes from a stream seeded by the
 //! world seed, the labeler id and the item id, so labels do not depend on the order of work.
@@ -268,16 +268,22 @@ impl LabelerProfile {
                     continue;
                 }
                 let diff = mean[i] - mean[j];
-                let i_wins = if self.temperature > 0.0 {
-                    unit(&mut rng) < 1.0 / (1.0 + (-diff / self.temperature).exp())
+                // P(i over j) under the labeler's own noise.
+                let p_i = if self.temperature > 0.0 {
+                    1.0 / (1.0 + (-diff / self.temperature).exp())
                 } else if diff.abs() <= self.tie_margin {
                     continue; // no noise and no preference: the truth has no choice to give
+                } else if diff > 0.0 {
+                    1.0
                 } else {
-                    diff > 0.0
+                    0.0
                 };
+                let i_wins = unit(&mut rng) < p_i;
                 let (chosen, rejected) = if i_wins { (i, j) } else { (j, i) };
+                // Confidence: how surely the labeler would make this choice again.
+                let confidence = if i_wins { p_i } else { 1.0 - p_i };
                 pairwise.push(Pairwise::new(
-                    meta(format!("{}#{i}-{j}", task.item_id)),
+                    meta(format!("{}#{i}-{j}", task.item_id)).with_confidence(confidence),
                     prompt.clone(),
                     task.responses[chosen].clone(),
                     task.responses[rejected].clone(),
