@@ -209,3 +209,28 @@ fn gold_labels_are_the_truth() {
         }
     }
 }
+
+#[test]
+fn sparse_assignment_gives_each_task_distinct_labelers_and_feedback_records() {
+    let w = world();
+    let labeled = w.label_tasks(&tasks()[..20], 3).unwrap();
+    assert_eq!(labeled.len(), 60);
+    for index in 0..20 {
+        let ids: std::collections::HashSet<&str> = labeled
+            .iter()
+            .filter(|(i, _, _)| *i == index)
+            .map(|(_, id, _)| id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 3);
+    }
+    assert_eq!(labeled, w.label_tasks(&tasks()[..20], 3).unwrap());
+    let (_, rater, output) = labeled[0].clone();
+    let pairs = output.pairwise.len();
+    let records = output.into_feedback();
+    // A ranking, the pairs, the rule flags and one question record per response.
+    assert_eq!(records.len(), 2 + pairs + tasks()[0].responses.len());
+    for record in &records {
+        record.validate().unwrap();
+        assert_eq!(record.meta().rater_id.as_deref(), Some(rater.as_str()));
+    }
+}

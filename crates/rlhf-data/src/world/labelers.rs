@@ -197,6 +197,19 @@ pub struct LabelerOutput {
     pub questions: Vec<QuestionFeedback>,
 }
 
+impl LabelerOutput {
+    /// All records as [`Feedback`](crate::records::Feedback): the ranking, the pairwise choices,
+    /// the rule flags, then the question answers.
+    pub fn into_feedback(self) -> Vec<crate::records::Feedback> {
+        let mut out = Vec::with_capacity(2 + self.pairwise.len() + self.questions.len());
+        out.push(self.ranking.into());
+        out.extend(self.pairwise.into_iter().map(Into::into));
+        out.push(self.violations.into());
+        out.extend(self.questions.into_iter().map(Into::into));
+        out
+    }
+}
+
 /// An answer to a question with `options` options whose true answer is `truth`.
 fn noisy_answer(
     rng: &mut WorldRng,

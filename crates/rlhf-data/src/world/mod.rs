@@ -238,6 +238,28 @@ impl World {
         ))
     }
 
+    /// Labels each task by `per_task` distinct labelers of the population (all of them if it is
+    /// larger), chosen per task from a seeded stream: a sparse design like a real crowd's.
+    /// Returns (task index, labeler id, output) in task order, labelers in population order.
+    pub fn label_tasks(
+        &self,
+        tasks: &[LabelTask],
+        per_task: usize,
+    ) -> Result<Vec<(usize, String, LabelerOutput)>, WorldError> {
+        let mut out = Vec::new();
+        for (index, task) in tasks.iter().enumerate() {
+            let mut rng = stream_rng(self.config.seed, &format!("assign/{}", task.item_id));
+            let mut chosen: Vec<usize> = (0..self.labelers.len()).collect();
+            shuffle(&mut rng, &mut chosen);
+            chosen.truncate(per_task);
+            chosen.sort_unstable();
+            for labeler in chosen.into_iter().map(|i| &self.labelers[i]) {
+                out.push((index, labeler.id.clone(), self.label(labeler, task)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// `k` responses of varied styles to `prompt` (distinct styles while they last, some padded
     /// with neutral filler), drawn from the stream named `stream`.
     pub fn candidate_responses(&self, prompt: &WorldPrompt, k: usize, stream: &str) -> Vec<String> {
