@@ -19,6 +19,32 @@ struct AdamWConfig {
   float bias_correction2;  // 1 - beta2^t
 };
 
+// W consecutive fp32 values: float4 loads when W is a multiple of 4 (the caller checked 16-byte
+// alignment), else scalar.
+template <int W> __device__ __forceinline__ void load_f32(const float* p, float (&out)[W]) {
+  if constexpr (W % 4 == 0) {
+#pragma unroll
+    for (int q = 0; q < W; q += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(p + q);
+      out[q] = v.x; out[q + 1] = v.y; out[q + 2] = v.z; out[q + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) out[k] = p[k];
+  }
+}
+
+template <int W> __device__ __forceinline__ void store_f32(float* p, const float (&in)[W]) {
+  if constexpr (W % 4 == 0) {
+#pragma unroll
+    for (int q = 0; q < W; q += 4)
+      *reinterpret_cast<float4*>(p + q) = make_float4(in[q], in[q + 1], in[q + 2], in[q + 3]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < W; ++k) p[k] = in[k];
+  }
+}
+
 template <typename T, int W>
 __device__ __forceinline__ void adamw_pack(const AdamWConfig& cfg, long long i, float* param,
                                            const T* grad, float* m, float* v, float clip,
@@ -26,20 +52,22 @@ __device__ __forceinline__ void adamw_pack(const AdamWConfig& cfg, long long i, 
   const float decay = 1.0f - cfg.lr * cfg.weight_decay;
   const float step_size = cfg.lr / cfg.bias_correction1;
   const float root_bc2 = sqrtf(cfg.bias_correction2);
-  float g[W];
+  float g[W], p[W], mk[W], vk[W];
   load_w<T, W>(grad + i, g);
+  load_f32<W>(param + i, p);
+  load_f32<W>(m + i, mk);
+  load_f32<W>(v + i, vk);
 #pragma unroll
   for (int k = 0; k < W; ++k) {
     const float gk = g[k] * clip;
-    const float mk = cfg.beta1 * m[i + k] + (1.0f - cfg.beta1) * gk;
-    const float vk = cfg.beta2 * v[i + k] + (1.0f - cfg.beta2) * gk * gk;
-    m[i + k] = mk;
-    v[i + k] = vk;
-    const float p = param[i + k] * decay - step_size * mk / (sqrtf(vk) / root_bc2 + cfg.eps);
-    param[i + k] = p;
-    g[k] = p;
+    mk[k] = cfg.beta1 * mk[k] + (1.0f - cfg.beta1) * gk;
+    vk[k] = cfg.beta2 * vk[k] + (1.0f - cfg.beta2) * gk * gk;
+    p[k] = p[k] * decay - step_size * mk[k] / (sqrtf(vk[k]) / root_bc2 + cfg.eps);
   }
-  if (param_copy) store_w<T, W>(param_copy + i, g);
+  store_f32<W>(m + i, mk);
+  store_f32<W>(v + i, vk);
+  store_f32<W>(param + i, p);
+  if (param_copy) store_w<T, W>(param_copy + i, p);
 }
 
 #define ADAMW_KERNELS(T, S)                                                                         \
@@ -48,7 +76,8 @@ __device__ __forceinline__ void adamw_pack(const AdamWConfig& cfg, long long i, 
                                        float* v, const float* clip_scale, T* param_copy) {         \
     constexpr int N = Pack128<T>::N;                                                                \
     const float clip = clip_scale ? *clip_scale : 1.0f;                                             \
-    const bool packed = aligned16(grad) && (!param_copy || aligned16(param_copy));                  \
+    const bool packed = aligned16(grad) && aligned16(param) && aligned16(m) && aligned16(v) &&   \
+                        (!param_copy || aligned16(param_copy));                                     \
     const long long packs = packed ? cfg.n / N : 0;                                                 \
     GRID_STRIDE(p, packs) adamw_pack<T, N>(cfg, p * N, param, grad, m, v, clip, param_copy);        \
     const long long start = packs * N;                                                              \

@@ -37,6 +37,7 @@ pub fn run() -> Result<()> {
             "--no-run",
             "--message-format=json",
         ],
+        "test",
     )?;
     let mut copied = Vec::new();
     for (name, exe) in tests.iter().filter(|(t, _)| t.starts_with(GPU_TEST_PREFIX)) {
@@ -56,6 +57,7 @@ pub fn run() -> Result<()> {
             BENCH_EXAMPLE,
             "--message-format=json",
         ],
+        "example",
     )?;
     let bench = examples
         .iter()
@@ -92,9 +94,9 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// Runs cargo with JSON messages and returns (target name, executable) for every artifact that
-/// has an executable.
-fn cargo_executables(root: &Path, args: &[&str]) -> Result<Vec<(String, PathBuf)>> {
+/// Runs cargo with JSON messages and returns (target name, executable) for every artifact of
+/// target kind `kind` ("test", "example") that has an executable.
+fn cargo_executables(root: &Path, args: &[&str], kind: &str) -> Result<Vec<(String, PathBuf)>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
@@ -110,7 +112,10 @@ fn cargo_executables(root: &Path, args: &[&str]) -> Result<Vec<(String, PathBuf)
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if msg["reason"] != "compiler-artifact" {
+        let has_kind = msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == kind));
+        if msg["reason"] != "compiler-artifact" || !has_kind {
             continue;
         }
         let (Some(exe), Some(name)) = (msg["executable"].as_str(), msg["target"]["name"].as_str())
