@@ -1,6 +1,32 @@
 //! # rlhf-transformer
 //!
-//! A GPT-2-family decoder written against the `rlhf-tensor` API: explicit forward and backward,
-//! KV-cache generation, Hugging Face GPT-2 checkpoints, pretraining and supervised fine-tuning.
+//! A GPT-2-family decoder written only against the `rlhf-tensor` API (it never matches on the
+//! device): explicit forward and backward, KV-cache generation, Hugging Face GPT-2 checkpoints,
+//! pretraining and supervised fine-tuning.
 //!
-//! Status: not yet implemented; the transformer issue fills this crate. Nothing is exported yet.
+//! Parts:
+//! - [`GptConfig`] ([`config`]): hyper-parameters with HF `GPT2Config` keys.
+//! - [`GptParams`] ([`params`]): one struct of named tensors per block (HF names, Conv1D
+//!   `[in, out]` layout), the scalar heads; the same structs hold gradients.
+//! - [`ModelInput`] ([`input`]): tokens, attention mask, position ids from the mask; left/right
+//!   padding.
+//! - [`Gpt`] ([`model`]): forward keeping activations, backward block by block in reverse.
+//! - [`heads`]: the tied LM head, chunked fused cross-entropy and selected log-prob/entropy paths
+//!   that never hold (B, T, V) logits.
+
+pub mod config;
+mod error;
+pub mod heads;
+pub mod input;
+pub mod model;
+pub mod params;
+
+pub use config::GptConfig;
+pub use error::{ModelError, Result};
+pub use heads::{LmLoss, LogProbs, next_token_targets};
+pub use input::{ModelInput, Padding, position_ids_from_mask};
+pub use model::{Forward, Gpt};
+pub use params::{BlockParams, GptParams, ScalarHeads};
+
+#[cfg(test)]
+mod model_tests;

@@ -1,0 +1,233 @@
+//! The LM head (tied to `wte`) and the losses on it, including fused paths that never hold the
+//! whole (B, T, V) logits: rows of the hidden states are taken in chunks, each chunk's logits are
+//! made, reduced to what is needed (loss, selected log-probs, entropy) and dropped; the backward
+//! recomputes each chunk's logits rather than storing them (llm.c's trick, applied per chunk).
+//!
+//! Rows are cut from the hidden states through host slices (`Tensor::as_f32_slice`), because
+//! rlhf-tensor has no row-slice op yet; on a device without host views the chunked paths return
+//! the tensor crate's `Unsupported` error rather than a wrong answer.
+
+use rlhf_tensor::Tensor;
+use rlhf_tensor::ops::cross_entropy::{IGNORE_INDEX, cross_entropy, cross_entropy_losses};
+use rlhf_tensor::ops::logprob::{token_logprobs, token_logprobs_backward};
+use rlhf_tensor::ops::matmul::{MatmulSpec, matmul, matmul_backward};
+
+use crate::{Gpt, GptParams, ModelError, ModelInput, Result};
+
+/// Logits per chunk of rows: about 4 M floats (16 MB) at a time.
+const CHUNK_FLOATS: usize = 1 << 22;
+
+/// The result of [`Gpt::lm_loss`].
+#[derive(Debug, Clone)]
+pub struct LmLoss {
+    /// Mean next-token cross-entropy over the scored positions (0 when none).
+    pub loss: f32,
+    /// Number of scored positions.
+    pub count: usize,
+    /// Per-position losses (B T), 0 where not scored.
+    pub losses: Vec<f32>,
+    /// Gradient of `loss` with respect to the hidden states (B, T, C), when asked for.
+    pub dhidden: Option<Tensor>,
+}
+
+/// Selected-token log-probs and entropies from [`Gpt::token_logprobs`].
+#[derive(Debug, Clone)]
+pub struct LogProbs {
+    /// log p(token) under softmax(logits / temperature), (B T).
+    pub logp: Vec<f32>,
+    /// Entropy of softmax(logits / temperature) in nats, (B T).
+    pub entropy: Vec<f32>,
+}
+
+/// Next-token targets for a batch: position t's target is token t+1 when t+1 is a real token and
+/// `loss_mask` (if given, (B T)) keeps it; [`IGNORE_INDEX`] elsewhere (last position, padding,
+/// prompt tokens under a response-only loss).
+pub fn next_token_targets(input: &ModelInput, loss_mask: Option<&[bool]>) -> Result<Vec<i32>> {
+    let n = input.batch * input.seq_len;
+    if let Some(m) = loss_mask {
+        if m.len() != n {
+            return Err(ModelError::Input(format!(
+                "loss mask has {} flags for {n} positions",
+                m.len()
+            )));
+        }
+    }
+    let t = input.seq_len;
+    let mut targets = vec![IGNORE_INDEX; n];
+    for row in 0..input.batch {
+        for pos in 0..t.saturating_sub(1) {
+            let next = row * t + pos + 1;
+            let keep = input.attention_mask[next]
+                && input.attention_mask[next - 1]
+                && loss_mask.is_none_or(|m| m[next]);
+            if keep {
+                targets[next - 1] = input.tokens[next] as i32;
+            }
+        }
+    }
+    Ok(targets)
+}
+
+impl Gpt {
+    /// Logits (..., V) = hidden (..., C) @ wte^T: the tied LM head on all positions.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(matmul(hidden, &self.params.wte, None, MatmulSpec::NT)?)
+    }
+
+    /// Backward of [`Gpt::logits`]: adds the head's gradient into `grads.wte` and returns the
+    /// hidden states' gradient (..., C).
+    pub fn logits_backward(
+        &self,
+        dlogits: &Tensor,
+        hidden: &Tensor,
+        grads: &mut GptParams,
+    ) -> Result<Tensor> {
+        let g = matmul_backward(dlogits, hidden, &self.params.wte, false, MatmulSpec::NT)?;
+        grads.wte.add_assign(&g.db)?;
+        Ok(g.da)
+    }
+
+    /// Mean cross-entropy of `targets` (B T, [`IGNORE_INDEX`] = not scored) under the LM head on
+    /// `hidden` (B, T, C), chunk by chunk; with `grads`, also the head's gradient (added into
+    /// `grads.wte`) and `dhidden`.
+    pub fn lm_loss(
+        &self,
+        hidden: &Tensor,
+        targets: &[i32],
+        grads: Option<&mut GptParams>,
+    ) -> Result<LmLoss> {
+        let (rows, c) = self.hidden_rows(hidden, targets.len())?;
+        let count = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
+        let mut losses = vec![0.0f32; rows];
+        let mut dhidden = grads.as_ref().map(|_| vec![0.0f32; rows * c]);
+        let mut grads = grads;
+        let h = hidden.as_f32_slice()?;
+        for (r0, r1) in self.chunks(rows) {
+            let chunk_targets = &targets[r0..r1];
+            let chunk_count = chunk_targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
+            if chunk_count == 0 {
+                continue;
+            }
+            let h_chunk = Tensor::from_slice(&h[r0 * c..r1 * c], [r1 - r0, c], hidden.device())?;
+            let logits = self.logits(&h_chunk)?; // (rows, V)
+            match (&mut grads, &mut dhidden) {
+                (Some(g), Some(dh)) => {
+                    let ce = cross_entropy(&logits, chunk_targets, IGNORE_INDEX)?;
+                    losses[r0..r1].copy_from_slice(ce.losses.as_f32_slice()?);
+                    // The chunk's mean over chunk_count becomes a share of the mean over count.
+                    let dlogits = rlhf_tensor::ops::elementwise::scale(
+                        &ce.dlogits,
+                        chunk_count as f32 / count as f32,
+                    )?;
+                    let dh_chunk = self.logits_backward(&dlogits, &h_chunk, g)?;
+                    dh[r0 * c..r1 * c].copy_from_slice(dh_chunk.as_f32_slice()?);
+                }
+                _ => {
+                    let l = cross_entropy_losses(&logits, chunk_targets, IGNORE_INDEX)?;
+                    losses[r0..r1].copy_from_slice(l.as_f32_slice()?);
+                }
+            }
+        }
+        let total: f64 = losses.iter().map(|&l| f64::from(l)).sum();
+        let loss = if count == 0 {
+            0.0
+        } else {
+            (total / count as f64) as f32
+        };
+        let dhidden = dhidden
+            .map(|d| Tensor::from_vec(d, hidden.dims(), hidden.device()))
+            .transpose()?;
+        Ok(LmLoss {
+            loss,
+            count,
+            losses,
+            dhidden,
+        })
+    }
+
+    /// Log-probabilities of `tokens` (B T) and entropies under softmax(logits / temperature) at
+    /// every position of `hidden` (B, T, C), without holding the (B, T, V) logits.
+    pub fn token_logprobs(
+        &self,
+        hidden: &Tensor,
+        tokens: &[u32],
+        temperature: f32,
+    ) -> Result<LogProbs> {
+        let (rows, c) = self.hidden_rows(hidden, tokens.len())?;
+        let h = hidden.as_f32_slice()?;
+        let mut logp = Vec::with_capacity(rows);
+        let mut entropy = Vec::with_capacity(rows);
+        for (r0, r1) in self.chunks(rows) {
+            let h_chunk = Tensor::from_slice(&h[r0 * c..r1 * c], [r1 - r0, c], hidden.device())?;
+            let out = token_logprobs(&self.logits(&h_chunk)?, &tokens[r0..r1], temperature)?;
+            logp.extend_from_slice(out.logp.as_f32_slice()?);
+            entropy.extend_from_slice(out.entropy.as_f32_slice()?);
+        }
+        Ok(LogProbs { logp, entropy })
+    }
+
+    /// Backward of [`Gpt::token_logprobs`] from `d_logp` and `d_entropy` (B T each, either may be
+    /// absent): adds into `grads.wte` and returns dhidden (B, T, C). Logits are recomputed per
+    /// chunk.
+    pub fn token_logprobs_backward(
+        &self,
+        hidden: &Tensor,
+        tokens: &[u32],
+        temperature: f32,
+        d_logp: Option<&[f32]>,
+        d_entropy: Option<&[f32]>,
+        grads: &mut GptParams,
+    ) -> Result<Tensor> {
+        let (rows, c) = self.hidden_rows(hidden, tokens.len())?;
+        for (what, d) in [("d_logp", d_logp), ("d_entropy", d_entropy)] {
+            if d.is_some_and(|d| d.len() != rows) {
+                return Err(ModelError::Input(format!("{what} must hold {rows} values")));
+            }
+        }
+        let h = hidden.as_f32_slice()?;
+        let device = hidden.device();
+        let mut dh = vec![0.0f32; rows * c];
+        for (r0, r1) in self.chunks(rows) {
+            let n = r1 - r0;
+            let upstream = |d: Option<&[f32]>| -> Result<Option<Tensor>> {
+                Ok(d.map(|d| Tensor::from_slice(&d[r0..r1], [n], device))
+                    .transpose()?)
+            };
+            let (dl, de) = (upstream(d_logp)?, upstream(d_entropy)?);
+            let h_chunk = Tensor::from_slice(&h[r0 * c..r1 * c], [n, c], device)?;
+            let logits = self.logits(&h_chunk)?;
+            let dlogits = token_logprobs_backward(
+                &logits,
+                &tokens[r0..r1],
+                temperature,
+                dl.as_ref(),
+                de.as_ref(),
+            )?;
+            let dh_chunk = self.logits_backward(&dlogits, &h_chunk, grads)?;
+            dh[r0 * c..r1 * c].copy_from_slice(dh_chunk.as_f32_slice()?);
+        }
+        Ok(Tensor::from_vec(dh, hidden.dims(), device)?)
+    }
+
+    /// Checks hidden is (..., C) with `expected_rows` rows; returns (rows, C).
+    fn hidden_rows(&self, hidden: &Tensor, expected_rows: usize) -> Result<(usize, usize)> {
+        let c = self.config.n_embd;
+        let dims = hidden.dims();
+        if dims.last() != Some(&c) || hidden.numel() != expected_rows * c {
+            return Err(ModelError::Input(format!(
+                "hidden states of shape {} do not hold {expected_rows} rows of width {c}",
+                hidden.shape()
+            )));
+        }
+        Ok((expected_rows, c))
+    }
+
+    /// Row ranges whose logits fit in [`CHUNK_FLOATS`].
+    fn chunks(&self, rows: usize) -> Vec<(usize, usize)> {
+        let step = (CHUNK_FLOATS / self.config.vocab_size.max(1)).max(1);
+        (0..rows)
+            .step_by(step)
+            .map(|r0| (r0, (r0 + step).min(rows)))
+            .collect()
+    }
+}
