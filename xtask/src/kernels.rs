@@ -144,20 +144,29 @@ fn check_against(
     committed: &Path,
     scratch: &Path,
 ) -> Result<()> {
+    // Each source compiles twice (PTX, then an sm_90 cubin for the ptxas figures); sources run
+    // in parallel, one thread per available core.
+    let results = parallel_map(
+        sources,
+        |source| -> Result<(bool, String, Vec<KernelStats>)> {
+            let fresh = compile_ptx(nvcc, root, source, scratch)?;
+            let name = fresh.file_name().map(PathBuf::from).unwrap_or_default();
+            let same = match (fs::read(&fresh), fs::read(committed.join(&name))) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
+            let stats = ptxas_stats(nvcc, root, source, scratch)?;
+            Ok((same, format!("kernels/ptx/{}", name.display()), stats))
+        },
+    );
     let mut stale = Vec::new();
     let mut stats = Vec::new();
-    for source in sources {
-        let fresh = compile_ptx(nvcc, root, source, scratch)?;
-        let name = fresh.file_name().map(PathBuf::from).unwrap_or_default();
-        let old = committed.join(&name);
-        let same = match (fs::read(&fresh), fs::read(&old)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        };
+    for result in results {
+        let (same, name, file_stats) = result?;
         if !same {
-            stale.push(format!("kernels/ptx/{}", name.display()));
+            stale.push(name);
         }
-        stats.extend(ptxas_stats(nvcc, root, source, scratch)?);
+        stats.extend(file_stats);
     }
     // PTX files whose source is gone are stale too.
     if let Ok(entries) = fs::read_dir(committed) {
@@ -186,4 +195,22 @@ fn check_against(
         stats.len()
     );
     Ok(())
+}
+
+/// `f` over `items` on up to `available_parallelism` threads; results in input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }

@@ -96,7 +96,7 @@ pub fn add_bias_rows<T: CudaFloat>(
 ) -> Result<()> {
     let op = "cuda::add_bias_rows";
     let cols = bias.len();
-    if cols == 0 || x.len() % cols != 0 {
+    if cols == 0 || !x.len().is_multiple_of(cols) {
         return Err(crate::TensorError::invalid(
             op,
             format!(

@@ -26,7 +26,7 @@ pub struct EmbeddingShape {
 
 impl EmbeddingShape {
     fn check(&self, op: &'static str) -> Result<(i64, i32, i32, i32)> {
-        if self.cols == 0 || self.seq_len == 0 || self.rows % self.seq_len != 0 {
+        if self.cols == 0 || self.seq_len == 0 || !self.rows.is_multiple_of(self.seq_len) {
             return Err(TensorError::invalid(
                 op,
                 format!(

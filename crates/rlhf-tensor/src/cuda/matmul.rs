@@ -123,8 +123,8 @@ where
         n: as_i32(op, "m", m)?,
         k: as_i32(op, "k", k)?,
         alpha: T::from_f32(shape.alpha),
-        lda: as_i32(op, "ldb", if shape.trans_b { k } else { n }.max(1))?,
-        ldb: as_i32(op, "lda", if shape.trans_a { m } else { k }.max(1))?,
+        lda: as_i32(op, "ldb", (if shape.trans_b { k } else { n }).max(1))?,
+        ldb: as_i32(op, "lda", (if shape.trans_a { m } else { k }).max(1))?,
         beta: T::from_f32(shape.beta),
         ldc: as_i32(op, "ldc", n)?,
     };
@@ -136,6 +136,12 @@ where
         stride_c: shape.stride_c as i64,
     };
     let blas = dev.blas()?;
+    // cuBLAS runs in the context current on the calling thread; tests and callers may be on any
+    // thread.
+    dev.stream()
+        .context()
+        .bind_to_thread()
+        .map_err(super::device::driver_error(op))?;
     // SAFETY: every operand holds the elements its strides and leading dimensions reach
     // (checked above against the row-major extents, which are the same memory).
     unsafe { blas.gemm_strided_batched(cfg, b, a, c) }

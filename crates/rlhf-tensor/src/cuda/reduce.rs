@@ -173,7 +173,7 @@ pub fn sum_rows<T: CudaFloat>(
     accumulate: bool,
 ) -> Result<()> {
     let op = "cuda::sum_rows";
-    if cols == 0 || x.len() % cols != 0 {
+    if cols == 0 || !x.len().is_multiple_of(cols) {
         return Err(TensorError::invalid(
             op,
             format!(
