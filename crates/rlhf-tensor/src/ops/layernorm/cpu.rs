@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::Float;
-use crate::ops::softmax::rowwise::{dot, dot_shifted, rows_per_task, sum};
+use crate::ops::softmax::rowwise::{dot_shifted, rows_per_task, squared_deviations, sum};
 
 /// `out = (x - mean) * rstd * gamma + beta` per row of x (rows, C); writes `mean` and `rstd`
 /// (rows) for the backward.
@@ -37,14 +37,11 @@ pub fn layernorm_rows<T: Float>(
             let rows = out.chunks_exact_mut(cols).zip(x.chunks_exact(cols));
             for ((out, x), (mean, rstd)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
                 let m = sum(x) * inv_cols;
-                // Two passes (centre, then square) for a variance free of cancellation.
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = v - m;
-                }
-                let variance = dot(out, out) * inv_cols;
+                // Two-pass variance: free of the cancellation of E[x^2] - E[x]^2.
+                let variance = squared_deviations(x, m) * inv_cols;
                 let s = T::one() / (variance + eps).sqrt();
-                for ((o, &g), &b) in out.iter_mut().zip(gamma).zip(beta) {
-                    *o = *o * s * g + b;
+                for (((o, &v), &g), &b) in out.iter_mut().zip(x).zip(gamma).zip(beta) {
+                    *o = (v - m) * s * g + b;
                 }
                 *mean = m;
                 *rstd = s;
