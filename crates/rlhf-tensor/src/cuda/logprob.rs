@@ -55,7 +55,7 @@ impl LogprobConfig {
     }
 }
 
-/// Per row: `logp` = log softmax(logits / T)[target], `entropy` of softmax(logits / T), and
+/// Per row: `logp` = log softmax(logits / T) at the target, `entropy` of softmax(logits / T), and
 /// `lse` = logsumexp(logits / T) kept for the backward; all (N) f32; logits (N, V).
 pub fn logprob_entropy_forward<T: CudaFloat>(
     dev: &CudaDevice,

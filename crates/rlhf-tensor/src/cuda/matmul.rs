@@ -7,7 +7,7 @@
 //! `C^T = op(B)^T op(A)^T`: swap the operands and the roles of M and N.
 
 use cudarc::cublas::sys::cublasOperation_t;
-/// The cuBLAS handle and the GEMM trait that bounds the dtypes [`gemm`] runs for (f32, bf16).
+/// The cuBLAS handle and the GEMM trait that bounds the dtypes [`gemm()`] runs for (f32, bf16).
 pub use cudarc::cublas::{CudaBlas, Gemm};
 use cudarc::cublas::{GemmConfig, StridedBatchedConfig};
 use cudarc::driver::CudaSlice;
