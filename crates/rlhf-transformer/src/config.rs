@@ -27,10 +27,10 @@ pub struct GptConfig {
     #[serde(default)]
     pub n_inner: Option<usize>,
     /// End-of-sequence token id, when the tokenizer has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<u32>,
     /// Padding token id, when the tokenizer has one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_token_id: Option<u32>,
 }
 

@@ -13,9 +13,13 @@
 //! - [`Gpt`] ([`model`]): forward keeping activations, backward block by block in reverse.
 //! - [`heads`]: the tied LM head, chunked fused cross-entropy and selected log-prob/entropy paths
 //!   that never hold (B, T, V) logits.
+//! - [`checkpoint`]: HF GPT-2 directories (`config.json` + `model.safetensors`), atomic writes
+//!   ([`files`]).
 
+pub mod checkpoint;
 pub mod config;
 mod error;
+pub mod files;
 pub mod heads;
 pub mod input;
 pub mod model;
