@@ -25,11 +25,11 @@ pub fn majority_vote(set: &LabelSet, gold: Option<&Gold>) -> Aggregation {
     let labels = super::argmax_rows(&posteriors, k);
     let mut agree = vec![0.0; set.n_raters()];
     let mut total = vec![0.0; set.n_raters()];
-    for i in 0..n {
+    for (i, &chosen) in labels.iter().enumerate() {
         let (raters, given) = set.item(i);
         for (&r, &l) in raters.iter().zip(given) {
             total[r as usize] += 1.0;
-            agree[r as usize] += f64::from(u8::from(l == labels[i]));
+            agree[r as usize] += f64::from(u8::from(l == chosen));
         }
     }
     let mut priors = vec![0.0; k];

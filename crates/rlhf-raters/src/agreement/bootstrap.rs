@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::agreement::cohen::{Weighting, cohen_kappa};
 use crate::agreement::krippendorff::{Level, alpha_from_tally};
 use crate::agreement::multi::fleiss;
-use crate::agreement::tally::{Tally, item_counts, two_rater_cell};
+use crate::agreement::tally::{Accumulator, item_counts, two_rater_cell};
 use crate::labels::LabelSet;
 use crate::rng::Rng;
 
@@ -88,6 +88,9 @@ pub struct LevelInterval {
     pub interval: Interval,
 }
 
+/// A pattern's key: sorted `(category, count)` pairs and the two-rater cell.
+type PatternKey = (Vec<(u32, u32)>, Option<(u32, u32)>);
+
 /// Item patterns: distinct (category counts, two-rater cell) and each item's pattern id.
 struct Patterns {
     counts: Vec<Vec<(u32, u32)>>,
@@ -96,7 +99,7 @@ struct Patterns {
 }
 
 fn patterns(set: &LabelSet) -> Patterns {
-    let mut index: HashMap<(Vec<(u32, u32)>, Option<(u32, u32)>), u32> = HashMap::new();
+    let mut index: HashMap<PatternKey, u32> = HashMap::new();
     let mut p = Patterns {
         counts: Vec::new(),
         cells: Vec::new(),
@@ -137,12 +140,13 @@ pub fn bootstrap_agreement(
             for _ in 0..n {
                 weight[pats.of_item[rng.below(n as u64) as usize] as usize] += 1;
             }
-            let mut t = Tally::new(k, two);
+            let mut acc = Accumulator::new(k, two);
             for (p, &w) in weight.iter().enumerate() {
                 if w > 0 {
-                    t.add(&pats.counts[p], pats.cells[p], w as f64);
+                    acc.add(&pats.counts[p], pats.cells[p], u64::from(w));
                 }
             }
+            let t = acc.finish();
             let mut out: Vec<Option<f64>> = levels
                 .iter()
                 .map(|&l| alpha_from_tally(&t, set.values(), l).alpha.value())

@@ -4,6 +4,11 @@
 //! Every coefficient of this module is a function of a `Tally`: Krippendorff's coincidence
 //! matrix, the per-item pairwise agreement of Fleiss/Gwet/Brennan–Prediger, category shares and
 //! the two-rater contingency table.
+//!
+//! Accumulation is exact: an [`Accumulator`] adds integer counts per number of ratings `m`
+//! (pair counts `n_c n_k`, shares `n_c`, ...), and [`Accumulator::finish`] divides by `m - 1`,
+//! `m (m - 1)` or `m` once per distinct `m`. Integer adds are fast and order-free, so the result
+//! does not depend on the number of threads.
 
 use rayon::prelude::*;
 
@@ -59,65 +64,6 @@ impl Tally {
         }
     }
 
-    /// Adds one unit with category counts `counts` (pairs `(category, count)`, total `m`),
-    /// the two-rater cell if both raters labelled it, and weight `w`.
-    pub fn add(&mut self, counts: &[(u32, u32)], cell: Option<(u32, u32)>, w: f64) {
-        let m: u32 = counts.iter().map(|c| c.1).sum();
-        if m == 0 || w == 0.0 {
-            return;
-        }
-        self.m_min = self.m_min.min(m);
-        self.m_max = self.m_max.max(m);
-        let mf = m as f64;
-        self.units += w;
-        for &(c, n) in counts {
-            self.share_sum[c as usize] += w * n as f64 / mf;
-        }
-        if m >= 2 {
-            let scale = w / (mf - 1.0);
-            let mut same_pairs = 0.0;
-            for &(c, nc) in counts {
-                let nc = nc as f64;
-                same_pairs += nc * (nc - 1.0);
-                self.multi_share_sum[c as usize] += w * nc / mf;
-                self.category_disagreement[c as usize] += w * nc * (mf - nc);
-                let row = c as usize * self.k;
-                for &(d, nd) in counts {
-                    let pairs = if c == d {
-                        nc * (nc - 1.0)
-                    } else {
-                        nc * nd as f64
-                    };
-                    self.coincidence[row + d as usize] += scale * pairs;
-                }
-            }
-            self.multi_units += w;
-            self.sum_item_agreement += w * same_pairs / (mf * (mf - 1.0));
-        }
-        if let Some((a, b)) = cell {
-            self.contingency[a as usize * self.k + b as usize] += w;
-        }
-    }
-
-    /// Adds another tally of the same shape.
-    pub fn merge(mut self, other: Tally) -> Tally {
-        let add = |a: &mut Vec<f64>, b: &Vec<f64>| a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-        add(&mut self.coincidence, &other.coincidence);
-        add(&mut self.share_sum, &other.share_sum);
-        add(&mut self.multi_share_sum, &other.multi_share_sum);
-        add(
-            &mut self.category_disagreement,
-            &other.category_disagreement,
-        );
-        add(&mut self.contingency, &other.contingency);
-        self.multi_units += other.multi_units;
-        self.sum_item_agreement += other.sum_item_agreement;
-        self.units += other.units;
-        self.m_min = self.m_min.min(other.m_min);
-        self.m_max = self.m_max.max(other.m_max);
-        self
-    }
-
     /// Marginals `n_c` of the coincidence matrix (K).
     pub fn coincidence_marginals(&self) -> Vec<f64> {
         self.coincidence
@@ -151,22 +97,188 @@ pub fn two_rater_cell(set: &LabelSet, raters: &[u32], labels: &[u32]) -> Option<
     }
 }
 
-/// Tallies every item of `set` (parallel over items).
+/// Integer sums over the units that have exactly `m` ratings.
+#[derive(Debug, Clone)]
+struct Bucket {
+    m: u64,
+    units: u64,
+    same_pairs: u64,        // sum of sum_c n_c (n_c - 1)
+    pairs: Vec<u64>,        // (K, K) sum of n_c n_k (c != k) or n_c (n_c - 1) (c == k)
+    share: Vec<u64>,        // (K) sum of n_c
+    disagreement: Vec<u64>, // (K) sum of n_c (m - n_c)
+}
+
+/// Exact integer accumulator of a [`Tally`].
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    k: usize,
+    buckets: Vec<Bucket>,
+    last: usize,
+    contingency: Vec<u64>, // (K, K), empty unless two raters
+}
+
+impl Accumulator {
+    /// An empty accumulator over `k` categories; `two_raters` keeps the contingency table.
+    pub fn new(k: usize, two_raters: bool) -> Self {
+        Accumulator {
+            k,
+            buckets: Vec::new(),
+            last: 0,
+            contingency: if two_raters {
+                vec![0; k * k]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn bucket(&mut self, m: u64) -> &mut Bucket {
+        if self.buckets.get(self.last).is_none_or(|b| b.m != m) {
+            self.last = match self.buckets.iter().position(|b| b.m == m) {
+                Some(p) => p,
+                None => {
+                    let k = self.k;
+                    self.buckets.push(Bucket {
+                        m,
+                        units: 0,
+                        same_pairs: 0,
+                        pairs: vec![0; k * k],
+                        share: vec![0; k],
+                        disagreement: vec![0; k],
+                    });
+                    self.buckets.len() - 1
+                }
+            };
+        }
+        &mut self.buckets[self.last]
+    }
+
+    /// Adds one unit with category counts `counts` (pairs `(category, count)`), the two-rater
+    /// cell if both raters labelled it, and integer weight `w` (1, or a bootstrap multiplicity).
+    #[inline]
+    pub fn add(&mut self, counts: &[(u32, u32)], cell: Option<(u32, u32)>, w: u64) {
+        let m: u64 = counts.iter().map(|c| u64::from(c.1)).sum();
+        if m == 0 || w == 0 {
+            return;
+        }
+        if let Some((a, b)) = cell {
+            self.contingency[a as usize * self.k + b as usize] += w;
+        }
+        let k = self.k;
+        let bucket = self.bucket(m);
+        bucket.units += w;
+        for &(c, nc) in counts {
+            bucket.share[c as usize] += w * u64::from(nc);
+        }
+        if m < 2 {
+            return;
+        }
+        for &(c, nc) in counts {
+            let nc = u64::from(nc);
+            bucket.same_pairs += w * nc * (nc - 1);
+            bucket.disagreement[c as usize] += w * nc * (m - nc);
+            let row = &mut bucket.pairs[c as usize * k..(c as usize + 1) * k];
+            for &(d, nd) in counts {
+                row[d as usize] += w * if c == d {
+                    nc * (nc - 1)
+                } else {
+                    nc * u64::from(nd)
+                };
+            }
+        }
+    }
+
+    /// Adds another accumulator of the same shape.
+    pub fn merge(mut self, other: Accumulator) -> Accumulator {
+        for b in other.buckets {
+            let mine = self.bucket(b.m);
+            mine.units += b.units;
+            mine.same_pairs += b.same_pairs;
+            let add =
+                |x: &mut Vec<u64>, y: &Vec<u64>| x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
+            add(&mut mine.pairs, &b.pairs);
+            add(&mut mine.share, &b.share);
+            add(&mut mine.disagreement, &b.disagreement);
+        }
+        self.contingency
+            .iter_mut()
+            .zip(&other.contingency)
+            .for_each(|(p, q)| *p += q);
+        self
+    }
+
+    /// The floating-point statistics (buckets visited in increasing `m`).
+    pub fn finish(&self) -> Tally {
+        let k = self.k;
+        let mut t = Tally::new(k, !self.contingency.is_empty());
+        let mut order: Vec<&Bucket> = self.buckets.iter().filter(|b| b.units > 0).collect();
+        order.sort_by_key(|b| b.m);
+        for b in order {
+            let m = b.m as f64;
+            t.m_min = t.m_min.min(b.m as u32);
+            t.m_max = t.m_max.max(b.m as u32);
+            t.units += b.units as f64;
+            for c in 0..k {
+                t.share_sum[c] += b.share[c] as f64 / m;
+            }
+            if b.m >= 2 {
+                t.multi_units += b.units as f64;
+                t.sum_item_agreement += b.same_pairs as f64 / (m * (m - 1.0));
+                for c in 0..k {
+                    t.multi_share_sum[c] += b.share[c] as f64 / m;
+                    t.category_disagreement[c] += b.disagreement[c] as f64;
+                }
+                for (o, &p) in t.coincidence.iter_mut().zip(&b.pairs) {
+                    *o += p as f64 / (m - 1.0);
+                }
+            }
+        }
+        for (x, &c) in t.contingency.iter_mut().zip(&self.contingency) {
+            *x = c as f64;
+        }
+        t
+    }
+}
+
+/// Items per parallel block.
+const BLOCK: usize = 16_384;
+
+/// Tallies every item of `set` (parallel over fixed blocks of items).
 pub fn tally(set: &LabelSet) -> Tally {
     let k = set.n_categories();
     let two = set.n_raters() == 2;
-    (0..set.n_items())
+    let n = set.n_items();
+    let blocks: Vec<Accumulator> = (0..n.div_ceil(BLOCK))
         .into_par_iter()
-        .with_min_len(4096)
-        .fold(
-            || (Tally::new(k, two), Vec::with_capacity(8)),
-            |(mut t, mut scratch), i| {
+        .map(|b| {
+            let mut t = Accumulator::new(k, two);
+            // dense per-block counters: `dense[c]` counts category c on the current item, and
+            // `touched[..len]` lists the categories to read back and reset; branch-free, since
+            // whether a label is new to the item is unpredictable
+            let mut dense = vec![0u32; k];
+            let mut touched = vec![0u32; k + 1]; // a write lands at `len <= k`
+            let mut counts: Vec<(u32, u32)> = Vec::with_capacity(8);
+            for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
                 let (raters, labels) = set.item(i);
-                item_counts(labels, &mut scratch);
-                t.add(&scratch, two_rater_cell(set, raters, labels), 1.0);
-                (t, scratch)
-            },
-        )
-        .map(|(t, _)| t)
-        .reduce(|| Tally::new(k, two), Tally::merge)
+                let mut len = 0;
+                for &l in labels {
+                    let seen = dense[l as usize];
+                    touched[len] = l;
+                    len += usize::from(seen == 0);
+                    dense[l as usize] = seen + 1;
+                }
+                counts.clear();
+                for &c in &touched[..len] {
+                    counts.push((c, dense[c as usize]));
+                    dense[c as usize] = 0;
+                }
+                t.add(&counts, two_rater_cell(set, raters, labels), 1);
+            }
+            t
+        })
+        .collect();
+    blocks
+        .into_iter()
+        .fold(Accumulator::new(k, two), Accumulator::merge)
+        .finish()
 }
