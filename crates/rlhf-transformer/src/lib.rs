@@ -15,22 +15,30 @@
 //!   that never hold (B, T, V) logits.
 //! - [`checkpoint`]: HF GPT-2 directories (`config.json` + `model.safetensors`), atomic writes
 //!   ([`files`]).
+//! - [`KvCache`] ([`kv_cache`]), [`Sampling`] ([`sampling`]) and [`Gpt::generate`] ([`generate`]):
+//!   batched left-padded generation, greedy/temperature/top-k/top-p, seeded, EOS per sequence.
 
 pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod files;
+pub mod generate;
 pub mod heads;
 pub mod input;
+pub mod kv_cache;
 pub mod model;
 pub mod params;
+pub mod sampling;
 
 pub use config::GptConfig;
 pub use error::{ModelError, Result};
+pub use generate::{Generation, GenerationConfig};
 pub use heads::{LmLoss, LogProbs, next_token_targets};
 pub use input::{ModelInput, Padding, position_ids_from_mask};
+pub use kv_cache::KvCache;
 pub use model::{Forward, Gpt};
 pub use params::{BlockParams, GptParams, ScalarHeads};
+pub use sampling::Sampling;
 
 #[cfg(test)]
 mod model_tests;
