@@ -166,6 +166,13 @@ fn convert_round_trips_through_other_formats() {
     )
     .unwrap();
     assert_eq!(stats["k_distribution"], serde_json::json!({"2": 1, "3": 2}));
+    let oasst: serde_json::Value = serde_json::from_slice(
+        &rlhf(&["data", "stats", "--input", &fixture("oasst.jsonl")]).stdout,
+    )
+    .unwrap();
+    assert_eq!(oasst["oasst_left_out"]["deleted_messages"], 1);
+    assert_eq!(oasst["oasst_left_out"]["unranked_replies"], 1);
+    assert_eq!(oasst["k_distribution"], stats["k_distribution"]);
     for path in [trl, back, kway] {
         std::fs::remove_file(path).unwrap();
     }

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use rlhf_data::formats::FeedbackReader;
-use rlhf_data::formats::{Format, OutputFormat, write_file};
+use rlhf_data::formats::oasst::OasstTally;
+use rlhf_data::formats::{FeedbackReader, Format, OutputFormat, write_file};
 use rlhf_data::stats::{DatasetStats, StatsSummary};
 use rlhf_data::validate::{Checked, Policy, Report};
 use serde::Serialize;
@@ -178,6 +178,9 @@ struct StatsOutput {
     format: &'static str,
     invalid_skipped: u64,
     duplicates: u64,
+    /// What OASST trees left out of their rankings (OASST input only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oasst_left_out: Option<OasstTally>,
     #[serde(flatten)]
     stats: StatsSummary,
 }
@@ -188,13 +191,15 @@ fn stats(input: &InputArgs) -> anyhow::Result<ExitCode> {
     for item in checked.by_ref() {
         stats.add(&item?.record);
     }
-    let format = checked.format().name();
+    let format = checked.format();
+    let tally = checked.reader().oasst_tally();
     let report = checked.into_report();
     let output = StatsOutput {
         file: input.input.display().to_string(),
-        format,
+        format: format.name(),
         invalid_skipped: report.invalid,
         duplicates: report.duplicates,
+        oasst_left_out: (format == Format::Oasst).then_some(tally),
         stats: stats.summary(),
     };
     let mut out = std::io::stdout().lock();

@@ -9,6 +9,17 @@ use crate::formats::item_id::{StableHash, hash_prompt};
 use crate::records::Feedback;
 
 /// Accumulates statistics over records; call [`DatasetStats::summary`] at the end.
+///
+/// ```
+/// use rlhf_data::records::{FeedbackMeta, Prompt, Ranking};
+/// use rlhf_data::stats::DatasetStats;
+/// let mut stats = DatasetStats::new();
+/// let responses = vec!["a".to_string(), "b".into(), "c".into()];
+/// stats.add(&Ranking::from_ranks(FeedbackMeta::new("q"), Prompt::user("?"), responses, &[0, 1, 1]).into());
+/// let summary = stats.summary();
+/// assert_eq!((summary.implied_pairs, summary.tied_pairs), (2, 1));
+/// assert_eq!(summary.k_distribution[&3], 1);
+/// ```
 #[derive(Debug, Default)]
 pub struct DatasetStats {
     by_kind: BTreeMap<&'static str, u64>,

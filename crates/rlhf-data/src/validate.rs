@@ -46,6 +46,18 @@ pub struct Report {
 }
 
 /// A reader under a policy, tracking duplicates; iterate it, then read [`Checked::report`].
+///
+/// ```
+/// use rlhf_data::formats::FeedbackReader;
+/// use rlhf_data::validate::{Checked, Policy};
+/// let csv = "item,rater,label\nq1,ann,yes\nq2,,no\nq1,ann,yes\n";
+/// let reader = FeedbackReader::from_reader("labels.csv", std::io::Cursor::new(csv), None).unwrap();
+/// let mut checked = Checked::new(reader, Policy::Skip);
+/// assert_eq!(checked.by_ref().count(), 2); // the row without a rater is skipped
+/// let report = checked.into_report();
+/// assert_eq!((report.invalid, report.duplicates), (1, 1));
+/// assert_eq!(report.first_errors[0].to_string(), "labels.csv:3: field `rater_id`: expected a non-empty rater id (every label row has one)");
+/// ```
 pub struct Checked {
     reader: FeedbackReader,
     policy: Policy,

@@ -302,3 +302,22 @@ fn undetectable_and_empty_inputs_are_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn byte_order_marks_and_crlf_line_ends_are_tolerated() {
+    let hh = "\u{feff}{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: b\", \"rejected\": \"\\n\\nHuman: a\\n\\nAssistant: c\"}\r\n";
+    let records: Vec<_> = FeedbackReader::from_reader("bom.jsonl", Cursor::new(hh), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    let csv = "\u{feff}task,worker,label\r\nq1,w1,yes\r\n";
+    let rows: Vec<_> = FeedbackReader::from_reader("bom.csv", Cursor::new(csv), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows[0].record,
+        rlhf_data::records::Label::new("q1", "w1", "yes").into()
+    );
+}

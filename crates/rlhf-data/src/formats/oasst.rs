@@ -19,7 +19,7 @@ use super::json::{self, Fields, describe};
 use crate::records::{FeedbackMeta, InvalidRecord, Prompt, Ranking, Role, Turn};
 
 /// What reading a tree left out, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OasstTally {
     /// Messages marked deleted (their subtrees are not visited).
     pub deleted_messages: u64,

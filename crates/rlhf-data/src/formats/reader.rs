@@ -195,6 +195,8 @@ impl FeedbackReader {
                 .push_back(Err(self.record_error(line_no, invalid)));
             return;
         };
+        // A byte-order mark (written by some Windows tools) opens the file, not the record.
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
         let parsed: Result<Vec<Feedback>, InvalidRecord> = match self.format {
             Format::Hh => hh::parse_line(line).map(|r| vec![r.into()]),
             Format::Trl => trl::parse_line(line).map(|r| vec![r.into()]),

@@ -29,13 +29,13 @@ impl Label {
 
     /// Checks: item and rater ids present and non-empty, label non-empty.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
-        self.meta.validate()?;
-        if self.meta.rater_id.is_none() {
+        if self.meta.rater_id.as_deref().is_none_or(str::is_empty) {
             return Err(InvalidRecord::new(
                 "rater_id",
-                "a rater id (a label row without a rater)",
+                "a non-empty rater id (every label row has one)",
             ));
         }
+        self.meta.validate()?;
         if self.label.is_empty() {
             return Err(InvalidRecord::new("label", "a non-empty label"));
         }
