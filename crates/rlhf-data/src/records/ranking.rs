@@ -292,4 +292,31 @@ mod tests {
         assert_eq!(r.tiers, vec![vec![1], vec![3], vec![0, 2]]);
         assert_eq!(r.validate(), Ok(()));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn ranks_give_consistent_tiers_and_pairs(ranks in proptest::collection::vec(0u32..5, 2..9)) {
+            let responses = (0..ranks.len()).map(|i| i.to_string()).collect();
+            let r = Ranking::from_ranks(FeedbackMeta::new("p"), Prompt::user("q"), responses, &ranks);
+            // Tiers partition 0..K and follow the ranks.
+            let mut seen: Vec<usize> = r.tiers.concat();
+            seen.sort_unstable();
+            proptest::prop_assert_eq!(seen, (0..ranks.len()).collect::<Vec<_>>());
+            let tier_of = r.ranks();
+            for i in 0..ranks.len() {
+                for j in 0..ranks.len() {
+                    proptest::prop_assert_eq!(ranks[i] < ranks[j], tier_of[i] < tier_of[j]);
+                }
+            }
+            // Pairs: C(K,2) minus the tied pairs, each from a better tier to a worse one.
+            let k = ranks.len();
+            let tied: usize = r.tiers.iter().map(|t| t.len() * (t.len() - 1) / 2).sum();
+            let pairs = r.pairs();
+            proptest::prop_assert_eq!(pairs.len(), k * (k - 1) / 2 - tied);
+            for p in &pairs {
+                proptest::prop_assert!(ranks[p.better] < ranks[p.worse]);
+            }
+            proptest::prop_assert_eq!(r.validate().is_ok(), r.tiers.len() >= 2);
+        }
+    }
 }
