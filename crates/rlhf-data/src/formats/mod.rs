@@ -20,7 +20,7 @@ pub mod detect;
 pub mod hh;
 pub mod input;
 pub mod item_id;
-pub mod json;
+mod json;
 pub mod labels;
 pub mod native;
 pub mod oasst;
