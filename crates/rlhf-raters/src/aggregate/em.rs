@@ -14,8 +14,9 @@
 //! to their gold class when gold is given. Initialisation: majority-vote shares. Stops when the
 //! log-likelihood per label changes by less than `tolerance`.
 //!
-//! Parallel and deterministic: the E-step runs over fixed blocks of items, the M-step over
-//! raters (a rater-major index built once), so results do not depend on the thread count.
+//! Parallel and deterministic: the E-step runs over fixed blocks of items and, while each
+//! posterior is hot, adds it to its block's soft counts; blocks are summed in order, so results
+//! do not depend on the thread count.
 
 use rayon::prelude::*;
 
@@ -71,32 +72,99 @@ impl ByRater {
     }
 }
 
-const BLOCK: usize = 2048;
+/// Per-block soft counts for the M-step. Items are split into a fixed number of contiguous
+/// blocks (from the data size and a memory cap, never from the thread count); each block adds
+/// its posteriors into its own (n_raters, K, K) array, and the arrays are summed in block order,
+/// so results are identical on any number of threads.
+pub(crate) struct BlockCounts {
+    items_per_block: usize,
+    blocks: Vec<Vec<f64>>, // (blocks) x (n_raters, K classes, K labels)
+}
 
-/// E-step: fills `posteriors` (n_items, K) from `prior` (K) and the emission probabilities
-/// `emit` (n_raters, K labels, K classes); returns the log-likelihood. Works in probability
-/// space with rescaling (no logarithm per label): every 16 labels, a row whose largest entry
-/// fell below 2^-600 is multiplied by 2^600 and the scale is tracked in `log_scale`.
+impl BlockCounts {
+    pub fn new(n_items: usize, n_raters: usize, k: usize) -> Self {
+        let bytes = (n_raters * k * k * 8).max(1);
+        let cap = (256usize << 20) / bytes;
+        let wanted = n_items.div_ceil(8192).clamp(1, 8).min(cap.max(1));
+        let per = n_items.div_ceil(wanted).max(1);
+        // exactly one block per chunk of `per` items, so every block is visited by each pass
+        let n_blocks = n_items.div_ceil(per).max(1);
+        BlockCounts {
+            items_per_block: per,
+            blocks: vec![vec![0.0; n_raters * k * k]; n_blocks],
+        }
+    }
+
+    /// The summed soft counts `c_rkl` (n_raters, K, K).
+    pub fn total(&self) -> Vec<f64> {
+        let mut out = self.blocks[0].clone();
+        out.par_chunks_mut(4096).enumerate().for_each(|(c, chunk)| {
+            for b in &self.blocks[1..] {
+                for (x, y) in chunk.iter_mut().zip(&b[c * 4096..]) {
+                    *x += y;
+                }
+            }
+        });
+        out
+    }
+}
+
+/// Adds item `i`'s posterior `row` (K) to the counts of each of its labels.
+#[inline]
+fn add_row(counts: &mut [f64], raters: &[u32], labels: &[u32], row: &[f64]) {
+    let k = row.len();
+    for (&r, &l) in raters.iter().zip(labels) {
+        let c = &mut counts[r as usize * k * k..(r as usize + 1) * k * k];
+        for (truth, &t) in row.iter().enumerate() {
+            c[truth * k + l as usize] += t;
+        }
+    }
+}
+
+/// Fills `acc` from given posteriors (the majority-vote start).
+pub(crate) fn counts_from(set: &LabelSet, posteriors: &[f64], k: usize, acc: &mut BlockCounts) {
+    let per = acc.items_per_block;
+    acc.blocks
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(b, counts)| {
+            counts.iter_mut().for_each(|x| *x = 0.0);
+            for i in b * per..((b + 1) * per).min(set.n_items()) {
+                let (raters, labels) = set.item(i);
+                add_row(counts, raters, labels, &posteriors[i * k..(i + 1) * k]);
+            }
+        });
+}
+
+/// E-step fused with the M-step's counting: fills `posteriors` (n_items, K) from `prior` (K)
+/// and the emission probabilities `emit` (n_raters, K labels, K classes), adds each row into
+/// `acc`, and returns the log-likelihood. Works in probability space with rescaling (no
+/// logarithm per label): every 16 labels, a row whose largest entry fell below 2^-600 is
+/// multiplied by 2^600 and the scale is tracked in `log_scale`.
 pub(crate) fn e_step(
     set: &LabelSet,
     gold: Option<&Gold>,
     prior: &[f64],
     emit: &[f64],
     posteriors: &mut [f64],
+    acc: &mut BlockCounts,
 ) -> f64 {
     let k = prior.len();
+    let per = acc.items_per_block;
     let (tiny, big, log_big) = (
         2f64.powi(-600),
         2f64.powi(600),
         600.0 * std::f64::consts::LN_2,
     );
     let partial: Vec<f64> = posteriors
-        .par_chunks_mut(BLOCK * k)
+        .par_chunks_mut(per * k)
+        .zip(acc.blocks.par_iter_mut())
         .enumerate()
-        .map(|(block, rows)| {
+        .map(|(block, (rows, counts))| {
+            counts.iter_mut().for_each(|x| *x = 0.0);
             let mut ll = 0.0;
             for (local, row) in rows.chunks_mut(k).enumerate() {
-                let i = block * BLOCK + local;
+                let i = block * per + local;
                 row.copy_from_slice(prior);
                 let mut log_scale = 0.0;
                 let (raters, labels) = set.item(i);
@@ -124,26 +192,12 @@ pub(crate) fn e_step(
                         ll += z.ln() + log_scale;
                     }
                 }
+                add_row(counts, raters, labels, row);
             }
             ll
         })
         .collect();
     partial.iter().sum()
-}
-
-/// Soft counts `c_rkl = sum of T_ik over rater r's labels l` (n_raters, K, K).
-pub(crate) fn soft_counts(by: &ByRater, posteriors: &[f64], k: usize, n_raters: usize) -> Vec<f64> {
-    let mut counts = vec![0.0; n_raters * k * k];
-    counts.par_chunks_mut(k * k).enumerate().for_each(|(r, c)| {
-        for p in by.offsets[r]..by.offsets[r + 1] {
-            let (i, l) = (by.items[p] as usize, by.labels[p] as usize);
-            let t = &posteriors[i * k..(i + 1) * k];
-            for truth in 0..k {
-                c[truth * k + l] += t[truth];
-            }
-        }
-    });
-    counts
 }
 
 /// Runs EM for `model`.
@@ -152,8 +206,9 @@ pub fn run(set: &LabelSet, gold: Option<&Gold>, model: Model, config: &EmConfig)
     let n = set.n_items();
     let nr = set.n_raters();
     let s = config.smoothing;
-    let by = ByRater::new(set);
     let mut posteriors = majority_vote(set, gold).posteriors; // (n_items, K)
+    let mut acc = BlockCounts::new(n, nr, k);
+    counts_from(set, &posteriors, k, &mut acc);
     let mut emit = vec![0.0; nr * k * k]; // (rater, label, class)
     let mut skill = vec![0.0; nr];
     let mut confusion = vec![0.0; nr * k * k]; // (rater, class, label)
@@ -167,7 +222,7 @@ pub fn run(set: &LabelSet, gold: Option<&Gold>, model: Model, config: &EmConfig)
     let n_labels = set.n_labels().max(1) as f64;
     loop {
         // M-step
-        let counts = soft_counts(&by, &posteriors, k, nr);
+        let counts = acc.total();
         if model != Model::Mace {
             let mut mass = vec![0.0; k];
             for row in posteriors.chunks(k) {
@@ -253,7 +308,7 @@ pub fn run(set: &LabelSet, gold: Option<&Gold>, model: Model, config: &EmConfig)
             break;
         }
         // E-step
-        let next = e_step(set, gold, &prior, &emit, &mut posteriors);
+        let next = e_step(set, gold, &prior, &emit, &mut posteriors, &mut acc);
         iterations += 1;
         let change = (next - loglik).abs() / n_labels;
         loglik = next;

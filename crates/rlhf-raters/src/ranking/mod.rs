@@ -265,34 +265,49 @@ pub fn bootstrap_bt(
     spec: BootstrapSpec,
 ) -> Result<Vec<Vec<Option<f64>>>> {
     let (cats, of_game) = game_categories(pc, &c.games);
+    // each game packed as (pair slot << 2 | 2 x left score): one read per draw, then two
+    // increments in small integer arrays (pairs x 4 bytes, cache-resident)
+    let packed: Vec<u32> = of_game
+        .iter()
+        .map(|&g| {
+            let (slot, outcome) = cats[g as usize];
+            (slot << 2) | (2.0 * outcome.left_score()) as u32
+        })
+        .collect();
     let chord = information_factor(pc, theta);
-    let n_games = u32::try_from(of_game.len()).map_err(|_| {
-        RatersError::Invalid("bootstrap supports at most 2^32 - 1 comparisons".into())
-    })?;
+    let n_games = u32::try_from(packed.len())
+        .ok()
+        .filter(|_| pc.pairs.len() < (1 << 30))
+        .ok_or_else(|| {
+            RatersError::Invalid(
+                "bootstrap supports fewer than 2^32 comparisons and 2^30 pairs".into(),
+            )
+        })?;
     (0..spec.replicates)
         .into_par_iter()
         .map(|r| {
             let mut rng = Rng::stream(spec.seed, r as u64);
-            let mut counts = vec![0u32; cats.len()];
+            let mut total = vec![0u32; pc.pairs.len()];
+            let mut twice_wins = vec![0u32; pc.pairs.len()];
+            let mut draw = |index: u32| {
+                let g = packed[index as usize];
+                total[(g >> 2) as usize] += 1;
+                twice_wins[(g >> 2) as usize] += g & 3;
+            };
             for _ in 0..n_games / 2 {
                 let (a, b) = rng.below_pair(n_games);
-                counts[of_game[a as usize] as usize] += 1;
-                counts[of_game[b as usize] as usize] += 1;
+                draw(a);
+                draw(b);
             }
             if n_games % 2 == 1 {
-                counts[of_game[rng.below_pair(n_games).0 as usize] as usize] += 1;
+                draw(rng.below_pair(n_games).0);
             }
-            let mut rep = PairCounts {
+            let rep = PairCounts {
                 n_items: pc.n_items,
                 pairs: pc.pairs.clone(),
-                wins: vec![0.0; pc.pairs.len()],
-                total: vec![0.0; pc.pairs.len()],
+                wins: twice_wins.iter().map(|&w| f64::from(w) / 2.0).collect(),
+                total: total.iter().map(|&t| f64::from(t)).collect(),
             };
-            for (&(slot, outcome), &k) in cats.iter().zip(&counts) {
-                let k = k as f64;
-                rep.total[slot as usize] += k;
-                rep.wins[slot as usize] += k * outcome.left_score();
-            }
             match solve(&rep, config, Some(theta), chord.as_ref()) {
                 Ok((t, _, _)) => Ok(elo_scale(c, &t, anchor)?.into_iter().map(Some).collect()),
                 Err(_) => Ok(vec![None; pc.n_items]),
