@@ -120,14 +120,15 @@ pub fn load(dir: &Path, device: Device) -> Result<Gpt> {
         }
         *slot = tensor;
     }
-    if let Some(head) = found.remove("lm_head.weight") {
-        if head != params.wte {
-            return Err(bad(
-                &path,
-                "lm_head.weight",
-                "differs from wte.weight; only tied LM heads are supported",
-            ));
-        }
+    if found
+        .remove("lm_head.weight")
+        .is_some_and(|head| head != params.wte)
+    {
+        return Err(bad(
+            &path,
+            "lm_head.weight",
+            "differs from wte.weight; only tied LM heads are supported",
+        ));
     }
     if let Some(name) = found.keys().next() {
         return Err(bad(&path, name, "unexpected tensor for a GPT-2 model"));

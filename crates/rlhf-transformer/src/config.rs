@@ -95,7 +95,7 @@ impl GptConfig {
                 return Err(ModelError::config(field, "must be > 0"));
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(ModelError::config(
                 "n_embd",
                 format!(

@@ -44,13 +44,11 @@ pub struct LogProbs {
 /// prompt tokens under a response-only loss).
 pub fn next_token_targets(input: &ModelInput, loss_mask: Option<&[bool]>) -> Result<Vec<i32>> {
     let n = input.batch * input.seq_len;
-    if let Some(m) = loss_mask {
-        if m.len() != n {
-            return Err(ModelError::Input(format!(
-                "loss mask has {} flags for {n} positions",
-                m.len()
-            )));
-        }
+    if let Some(m) = loss_mask.filter(|m| m.len() != n) {
+        return Err(ModelError::Input(format!(
+            "loss mask has {} flags for {n} positions",
+            m.len()
+        )));
     }
     let t = input.seq_len;
     let mut targets = vec![IGNORE_INDEX; n];
@@ -96,6 +94,18 @@ impl Gpt {
         targets: &[i32],
         grads: Option<&mut GptParams>,
     ) -> Result<LmLoss> {
+        self.lm_loss_scaled(hidden, targets, grads, 1.0)
+    }
+
+    /// [`Gpt::lm_loss`] with the gradient (not the loss) multiplied by `grad_scale`: a
+    /// micro-batch's share of a token-weighted mean over an accumulated step.
+    pub fn lm_loss_scaled(
+        &self,
+        hidden: &Tensor,
+        targets: &[i32],
+        grads: Option<&mut GptParams>,
+        grad_scale: f32,
+    ) -> Result<LmLoss> {
         let (rows, c) = self.hidden_rows(hidden, targets.len())?;
         let count = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
         let mut losses = vec![0.0f32; rows];
@@ -117,7 +127,7 @@ impl Gpt {
                     // The chunk's mean over chunk_count becomes a share of the mean over count.
                     let dlogits = rlhf_tensor::ops::elementwise::scale(
                         &ce.dlogits,
-                        chunk_count as f32 / count as f32,
+                        grad_scale * chunk_count as f32 / count as f32,
                     )?;
                     let dh_chunk = self.logits_backward(&dlogits, &h_chunk, g)?;
                     dh[r0 * c..r1 * c].copy_from_slice(dh_chunk.as_f32_slice()?);

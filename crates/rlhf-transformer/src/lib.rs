@@ -17,9 +17,13 @@
 //!   ([`files`]).
 //! - [`KvCache`] ([`kv_cache`]), [`Sampling`] ([`sampling`]) and [`Gpt::generate`] ([`generate`]):
 //!   batched left-padded generation, greedy/temperature/top-k/top-p, seeded, EOS per sequence.
+//! - [`Trainer`] ([`train`], [`data`], [`schedule`], [`trainer_state`]): pretraining on packed
+//!   text and SFT with a response-only loss; AdamW/SGD, warmup + decay, clipping, accumulation,
+//!   validation, checkpoints and exact resume.
 
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 mod error;
 pub mod files;
 pub mod generate;
@@ -29,8 +33,12 @@ pub mod kv_cache;
 pub mod model;
 pub mod params;
 pub mod sampling;
+pub mod schedule;
+pub mod train;
+pub mod trainer_state;
 
 pub use config::GptConfig;
+pub use data::{Example, LmBatch, lm_batch, pack};
 pub use error::{ModelError, Result};
 pub use generate::{Generation, GenerationConfig};
 pub use heads::{LmLoss, LogProbs, next_token_targets};
@@ -39,6 +47,10 @@ pub use kv_cache::KvCache;
 pub use model::{Forward, Gpt};
 pub use params::{BlockParams, GptParams, ScalarHeads};
 pub use sampling::Sampling;
+pub use schedule::{Decay, LrSchedule};
+pub use train::{EvalLog, OptimizerConfig, StepLog, TrainConfig, TrainEvent, Trainer};
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod train_tests;

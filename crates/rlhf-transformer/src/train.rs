@@ -1,0 +1,397 @@
+//! Language-model training (pretraining on packed text, SFT with a response-only loss): AdamW or
+//! SGD, warmup plus decay, global-norm clipping, gradient accumulation, seeded shuffling,
+//! periodic validation, checkpoints every N steps and at the end, and exact resume.
+//!
+//! Determinism: the data order comes from one [`Rng`] (a fresh permutation per epoch) whose
+//! state, with the optimizer's moments and the position in the epoch, goes into the checkpoint;
+//! resuming replays exactly the steps an uninterrupted run would take.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rlhf_tensor::Rng;
+use rlhf_tensor::optim::{AdamW, AdamWConfig, Sgd, SgdConfig, clip_grad_norm};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Example, lm_batch};
+use crate::schedule::{Decay, LrSchedule};
+use crate::trainer_state::{self, TrainerState};
+use crate::{Gpt, GptParams, ModelError, Result};
+
+/// Which optimizer updates the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum OptimizerConfig {
+    /// AdamW (PyTorch semantics); its `lr` is replaced by the schedule's.
+    Adamw(AdamWConfig),
+    /// SGD with optional momentum; its `lr` is replaced by the schedule's.
+    Sgd(SgdConfig),
+}
+
+/// Training hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The optimizer and its settings.
+    pub optimizer: OptimizerConfig,
+    /// Peak learning rate.
+    pub lr: f32,
+    /// Linear warmup steps.
+    pub warmup_steps: u64,
+    /// Decay after warmup.
+    pub decay: Decay,
+    /// Optimizer steps to take in total.
+    pub total_steps: u64,
+    /// Sequences per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step (gradient accumulation).
+    pub grad_accum_steps: usize,
+    /// Examples are truncated to this many tokens.
+    pub seq_len: usize,
+    /// Clip the global gradient norm to this value (None: no clipping).
+    pub max_grad_norm: Option<f32>,
+    /// Seed of the data order.
+    pub seed: u64,
+    /// Validate every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    pub save_every: u64,
+    /// Filler token for padding.
+    pub pad_token_id: u32,
+}
+
+impl TrainConfig {
+    /// AdamW at `lr` with cosine decay, no warmup, clipping at 1, batch 8, no accumulation.
+    pub fn new(lr: f32, total_steps: u64, seq_len: usize) -> TrainConfig {
+        TrainConfig {
+            optimizer: OptimizerConfig::Adamw(AdamWConfig {
+                lr,
+                ..AdamWConfig::default()
+            }),
+            lr,
+            warmup_steps: 0,
+            decay: Decay::Cosine,
+            total_steps,
+            batch_size: 8,
+            grad_accum_steps: 1,
+            seq_len,
+            max_grad_norm: Some(1.0),
+            seed: 0,
+            eval_every: 0,
+            save_every: 0,
+            pad_token_id: 0,
+        }
+    }
+
+    /// Checks sizes and rates.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("total_steps", self.total_steps as usize),
+            ("batch_size", self.batch_size),
+            ("grad_accum_steps", self.grad_accum_steps),
+            ("seq_len", self.seq_len),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(ModelError::config(field, "must be > 0"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(ModelError::config(
+                "lr",
+                format!("must be finite and >= 0, got {}", self.lr),
+            ));
+        }
+        if self
+            .max_grad_norm
+            .is_some_and(|n| !(n > 0.0 && n.is_finite()))
+        {
+            return Err(ModelError::config(
+                "max_grad_norm",
+                "must be finite and > 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning-rate schedule these settings describe.
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            peak: self.lr,
+            warmup_steps: self.warmup_steps,
+            total_steps: self.total_steps,
+            decay: self.decay,
+        }
+    }
+}
+
+/// The optimizer with its state.
+#[derive(Debug, Clone)]
+pub(crate) enum Optimizer {
+    Adamw(AdamW),
+    Sgd(Sgd),
+}
+
+/// One optimizer step's record.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// Steps completed (1-based).
+    pub step: u64,
+    /// Token-weighted mean training loss of the step.
+    pub loss: f32,
+    /// Learning rate used.
+    pub lr: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Tokens scored in the step.
+    pub tokens: usize,
+    /// Wall time of the step in seconds.
+    pub seconds: f64,
+}
+
+/// A validation result.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvalLog {
+    /// Steps completed when it ran.
+    pub step: u64,
+    /// Token-weighted mean loss.
+    pub loss: f32,
+    /// exp(loss).
+    pub perplexity: f32,
+    /// Tokens scored.
+    pub tokens: usize,
+}
+
+/// What [`Trainer::fit`] reports as it goes.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    /// An optimizer step finished.
+    Step(StepLog),
+    /// A validation pass finished.
+    Eval(EvalLog),
+    /// A checkpoint was written to this directory.
+    Saved(PathBuf),
+}
+
+/// Trains a [`Gpt`] on [`Example`]s.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Gpt,
+    /// The settings.
+    pub config: TrainConfig,
+    pub(crate) optimizer: Optimizer,
+    pub(crate) state: TrainerState,
+    grads: GptParams,
+}
+
+impl Trainer {
+    /// A trainer at step 0.
+    pub fn new(model: Gpt, config: TrainConfig) -> Result<Trainer> {
+        config.validate()?;
+        let optimizer = match config.optimizer {
+            OptimizerConfig::Adamw(c) => Optimizer::Adamw(AdamW::new(c)),
+            OptimizerConfig::Sgd(c) => Optimizer::Sgd(Sgd::new(c)),
+        };
+        let grads = model.params.zeros_like()?;
+        let state = TrainerState::fresh(&config);
+        Ok(Trainer {
+            model,
+            config,
+            optimizer,
+            state,
+            grads,
+        })
+    }
+
+    /// Resumes from a checkpoint directory written by [`Trainer::save`] (model, optimizer
+    /// moments, step, data order and RNG). `config` must match the saved one except
+    /// `total_steps`, `eval_every` and `save_every`.
+    pub fn resume(dir: &Path, config: TrainConfig, device: rlhf_tensor::Device) -> Result<Trainer> {
+        let model = Gpt::load(dir, device)?;
+        let mut trainer = Trainer::new(model, config)?;
+        trainer_state::load(&mut trainer, dir)?;
+        Ok(trainer)
+    }
+
+    /// Optimizer steps completed.
+    pub fn step(&self) -> u64 {
+        self.state.step
+    }
+
+    /// The step losses so far (including those before a resume).
+    pub fn history(&self) -> &[StepLog] {
+        &self.state.history
+    }
+
+    /// Writes the model and the trainer state to `dir`, every file atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.model.save(dir)?;
+        trainer_state::save(self, dir)
+    }
+
+    /// The next `batch_size` examples in the seeded order, starting a new epoch when one ends.
+    fn next_examples<'a>(&mut self, data: &'a [Example]) -> Vec<&'a Example> {
+        let s = &mut self.state;
+        let mut out = Vec::with_capacity(self.config.batch_size);
+        while out.len() < self.config.batch_size {
+            if s.cursor >= s.order.len() {
+                let mut rng = Rng::from_state(&s.rng);
+                s.order = (0..data.len()).collect();
+                rng.shuffle(&mut s.order);
+                s.rng = rng.state();
+                s.cursor = 0;
+                s.epoch += 1;
+            }
+            out.push(&data[s.order[s.cursor]]);
+            s.cursor += 1;
+        }
+        out
+    }
+
+    /// One optimizer step over `grad_accum_steps` micro-batches.
+    pub fn train_step(&mut self, data: &[Example]) -> Result<StepLog> {
+        if data.is_empty() {
+            return Err(ModelError::Input("no training examples".into()));
+        }
+        if self.state.order.len() != data.len() && self.state.cursor < self.state.order.len() {
+            return Err(ModelError::Input(format!(
+                "the saved data order covers {} examples but {} were given",
+                self.state.order.len(),
+                data.len()
+            )));
+        }
+        let start = Instant::now();
+        let pad = self.config.pad_token_id;
+        let batches = (0..self.config.grad_accum_steps)
+            .map(|_| {
+                let examples = self.next_examples(data);
+                lm_batch(&examples, self.config.seq_len, pad)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let total: usize = batches.iter().map(|b| b.count).sum();
+        self.grads.fill_zero();
+        let mut loss_sum = 0.0f64;
+        for batch in batches.iter().filter(|b| b.count > 0) {
+            let fwd = self.model.forward(&batch.input)?;
+            let share = batch.count as f32 / total as f32;
+            let out = self.model.lm_loss_scaled(
+                &fwd.hidden,
+                &batch.targets,
+                Some(&mut self.grads),
+                share,
+            )?;
+            loss_sum += f64::from(out.loss) * batch.count as f64;
+            self.model
+                .backward(&fwd, out.dhidden.as_ref(), None, &mut self.grads)?;
+        }
+        let grad_norm = match self.config.max_grad_norm {
+            Some(max) => clip_grad_norm(&mut self.grads.tensors_mut(), max)?,
+            None => rlhf_tensor::optim::global_grad_norm(&self.grads.tensors())?,
+        };
+        let lr = self.config.schedule().lr(self.state.step);
+        let grads = self.grads.tensors();
+        let mut params = self.model.params.tensors_mut();
+        match &mut self.optimizer {
+            Optimizer::Adamw(o) => o.step_with_lr(&mut params, &grads, lr)?,
+            Optimizer::Sgd(o) => o.step_with_lr(&mut params, &grads, lr)?,
+        }
+        self.state.step += 1;
+        let log = StepLog {
+            step: self.state.step,
+            loss: if total == 0 {
+                0.0
+            } else {
+                (loss_sum / total as f64) as f32
+            },
+            lr,
+            grad_norm,
+            tokens: total,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        self.state.history.push(log);
+        Ok(log)
+    }
+
+    /// Token-weighted mean loss and perplexity over `data` (batches of `batch_size`, no update).
+    pub fn evaluate(&self, data: &[Example]) -> Result<EvalLog> {
+        let (loss, tokens) = evaluate(
+            &self.model,
+            data,
+            self.config.batch_size,
+            self.config.seq_len,
+            self.config.pad_token_id,
+        )?;
+        Ok(EvalLog {
+            step: self.state.step,
+            loss,
+            perplexity: loss.exp(),
+            tokens,
+        })
+    }
+
+    /// Trains until `total_steps`, validating on `validation` every `eval_every` steps and at the
+    /// end, saving to `out_dir/checkpoint-{step}` every `save_every` steps and to `out_dir` at the
+    /// end; `on_event` sees every step, evaluation and save.
+    pub fn fit(
+        &mut self,
+        train: &[Example],
+        validation: &[Example],
+        out_dir: Option<&Path>,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<()> {
+        let c = self.config.clone();
+        while self.state.step < c.total_steps {
+            let log = self.train_step(train)?;
+            on_event(&TrainEvent::Step(log));
+            let last = self.state.step == c.total_steps;
+            if !validation.is_empty()
+                && (last || (c.eval_every > 0 && self.state.step.is_multiple_of(c.eval_every)))
+            {
+                on_event(&TrainEvent::Eval(self.evaluate(validation)?));
+            }
+            if let Some(out) = out_dir {
+                if c.save_every > 0 && self.state.step.is_multiple_of(c.save_every) && !last {
+                    let dir = out.join(format!("checkpoint-{}", self.state.step));
+                    self.save(&dir)?;
+                    on_event(&TrainEvent::Saved(dir));
+                }
+                if last {
+                    self.save(out)?;
+                    on_event(&TrainEvent::Saved(out.to_path_buf()));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Token-weighted mean next-token loss of `model` over `data`, and the number of tokens scored.
+pub fn evaluate(
+    model: &Gpt,
+    data: &[Example],
+    batch_size: usize,
+    seq_len: usize,
+    pad: u32,
+) -> Result<(f32, usize)> {
+    let mut sum = 0.0f64;
+    let mut count = 0usize;
+    for chunk in data.chunks(batch_size.max(1)) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let batch = lm_batch(&refs, seq_len, pad)?;
+        if batch.count == 0 {
+            continue;
+        }
+        let fwd = model.forward(&batch.input)?;
+        let out = model.lm_loss(&fwd.hidden, &batch.targets, None)?;
+        sum += out.losses.iter().map(|&l| f64::from(l)).sum::<f64>();
+        count += out.count;
+    }
+    Ok((
+        if count == 0 {
+            0.0
+        } else {
+            (sum / count as f64) as f32
+        },
+        count,
+    ))
+}
