@@ -11,6 +11,10 @@
 //! - [`Rng`]: the seeded, checkpointable generator (ChaCha8) behind every random choice.
 //! - [`ops`]: matmul, elementwise, reductions (and the neural-network ops), each with backward;
 //!   `ops::<family>::cpu` holds generic kernels over [`Float`] (f32 for work, f64 for checks).
+//! - neural-network ops in [`ops`]: `embedding` (tokens and positions, scatter-add backward),
+//!   `layernorm`, `gelu`, `softmax` (and log-softmax), `cross_entropy` (fused, ignore index),
+//!   `logprob` (selected-token log-probs and entropy under a temperature), `attention` (causal,
+//!   padding-masked, over GPT-2's packed qkv).
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping.
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
 //! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry and cuBLAS GEMM.

@@ -21,7 +21,7 @@ pub const IGNORE_INDEX: i32 = -100;
 pub struct CrossEntropy {
     /// Mean loss over the positions that are not ignored (0 when all are ignored).
     pub loss: f32,
-    /// Per-position loss, -log softmax(logits)[target]; 0 at ignored positions. (N)
+    /// Per-position loss, `-log softmax(logits)[target]`; 0 at ignored positions. (N)
     pub losses: Tensor,
     /// Gradient of `loss` with respect to the logits, in the logits' shape. (..., V)
     pub dlogits: Tensor,

@@ -4,7 +4,7 @@
 //! into the gradient row, which costs one exp pass and saves N x V floats of memory traffic.
 //!
 //! With z = x / temperature and p = softmax(z):
-//! logp = z[token] - logsumexp(z), entropy = logsumexp(z) - sum(p z), and
+//! `logp = z[token] - logsumexp(z)`, `entropy = logsumexp(z) - sum(p z)`, and
 //! d/dx_j = (1 / temperature) (g_logp (δ_j,token - p_j) - g_entropy p_j (z_j - sum(p z))).
 
 use rayon::prelude::*;
