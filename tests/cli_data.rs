@@ -197,6 +197,7 @@ fn convert_failures_leave_no_output() {
         stderr.contains("record 0 (pairwise): cannot be written as labels-csv"),
         "{stderr}"
     );
+    assert!(stderr.contains("native.jsonl:1: "), "{stderr}");
     assert!(!std::path::Path::new(&out).exists());
     let bad = rlhf(&[
         "data",

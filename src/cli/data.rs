@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rlhf_data::formats::oasst::OasstTally;
-use rlhf_data::formats::{FeedbackReader, Format, OutputFormat, write_file};
+use rlhf_data::formats::{AtomicFile, FeedbackReader, FeedbackWriter, Format, OutputFormat};
 use rlhf_data::stats::{DatasetStats, StatsSummary};
 use rlhf_data::validate::{Checked, Policy, Report};
 use serde::Serialize;
@@ -215,16 +215,20 @@ fn stats(input: &InputArgs) -> anyhow::Result<ExitCode> {
 
 fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut checked = open(&args.input)?;
-    let records = checked
-        .by_ref()
-        .map(|item| item.map(|located| located.record));
-    let summary = write_file(&args.output, args.format, records).with_context(|| {
-        format!(
-            "converting {} to {}",
-            args.input.input.display(),
-            args.format.name()
-        )
-    })?;
+    let input = args.input.input.display();
+    let context = || format!("converting {input} to {}", args.format.name());
+    // Dropped on an error before `commit`: the temporary file goes, nothing is left at `output`.
+    let mut writer =
+        FeedbackWriter::new(AtomicFile::create(&args.output)?, args.format, &args.output);
+    for item in checked.by_ref() {
+        let located = item.with_context(context)?;
+        writer
+            .write(&located.record)
+            .with_context(|| format!("{input}:{}", located.line))
+            .with_context(context)?;
+    }
+    let (file, summary) = writer.finish().with_context(context)?;
+    file.commit().with_context(context)?;
     let report = checked.into_report();
     eprintln!(
         "wrote {} lines from {} records to {} as {}",
