@@ -6,6 +6,8 @@
 //! Baseline: what a quick implementation does: `serde_json::Value` per line, then `split` on the
 //! turn markers into owned strings (no validation, no item ids).
 //!
+//! A second group reads the same records written as TRL JSONL (its own byte count).
+//!
 //! Run: `cargo bench -p rlhf-data --bench formats`; throughput is reported in bytes/s of the
 //! uncompressed JSONL. With `RLHF_BENCH_DUMP=FILE` the generated input is also written to FILE,
 //! for the Python peer `hh_read_python.py`.
@@ -16,7 +18,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rlhf_data::formats::{FeedbackReader, Format};
+use rlhf_data::formats::{FeedbackReader, FeedbackWriter, Format, OutputFormat};
 
 /// Size of the generated file.
 const TARGET_BYTES: usize = 8 << 20;
@@ -147,8 +149,12 @@ fn generate() -> Vec<u8> {
 
 /// Ours: the streaming reader, every record parsed into turns, checked, item id hashed.
 fn read_ours(bytes: &'static [u8]) -> usize {
-    let reader =
-        FeedbackReader::from_reader("bench", Cursor::new(bytes), Some(Format::Hh)).unwrap();
+    read_format(bytes, Format::Hh)
+}
+
+/// Reads every record of `bytes` in `format`.
+fn read_format(bytes: &'static [u8], format: Format) -> usize {
+    let reader = FeedbackReader::from_reader("bench", Cursor::new(bytes), Some(format)).unwrap();
     reader.fold(0, |records, item| {
         item.expect("the generated records are valid");
         records + 1
@@ -207,6 +213,25 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("rlhf_data_reader_gzip", |b| {
         b.iter(|| read_ours(std::hint::black_box(compressed)))
+    });
+    group.finish();
+
+    // The same records as TRL JSONL (plain strings when single-turn, messages otherwise): a
+    // separate group, since the bytes differ.
+    let mut writer = FeedbackWriter::new(Vec::new(), OutputFormat::Trl, "trl");
+    let hh = FeedbackReader::from_reader("bench", Cursor::new(bytes), Some(Format::Hh)).unwrap();
+    for item in hh {
+        writer.write(&item.unwrap().record).unwrap();
+    }
+    let trl: &'static [u8] = Box::leak(writer.finish().unwrap().0.into_boxed_slice());
+    let mut group = c.benchmark_group("trl_jsonl");
+    group.throughput(Throughput::Bytes(trl.len() as u64));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("rlhf_data_reader", |b| {
+        b.iter(|| read_format(std::hint::black_box(trl), Format::Trl))
     });
     group.finish();
 }
