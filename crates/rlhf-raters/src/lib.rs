@@ -7,7 +7,7 @@
 //! Parts:
 //! - [`labels`], [`pairs`], [`io`], [`intern`]: the data (CSV / JSONL / gzip readers with errors that
 //!   name file, line and field; interned `u32` ids; CSR storage);
-//! - [`agreement`]: percent agreement, Cohen (3 weightings, SEs), Scott, Fleiss (SE, z), Gwet AC1,
+//! - [`mod@agreement`]: percent agreement, Cohen (3 weightings, SEs), Scott, Fleiss (SE, z), Gwet AC1,
 //!   Brennan–Prediger, Krippendorff's alpha (4 levels), pairwise matrix, breakdowns, bootstrap;
 //! - [`screening`]: accuracy against gold with Wilson intervals, consensus agreement, super
 //!   raters, random/adversarial flags;
