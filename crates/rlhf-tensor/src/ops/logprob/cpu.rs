@@ -1,5 +1,6 @@
 //! Selected-token log-probability and entropy kernels under a temperature, one row per token
-//! position: a max pass, one exp pass, then (backward) one pass writing the gradient. Nothing of
+//! position: a max pass, one exp pass (which also sums p z), then (backward) one pass writing
+//! the gradient. Nothing of
 //! size (N, V) is kept between forward and backward: the backward recomputes the exponentials
 //! into the gradient row, which costs one exp pass and saves N x V floats of memory traffic.
 //!
@@ -10,7 +11,7 @@
 use rayon::prelude::*;
 
 use crate::Float;
-use crate::ops::softmax::rowwise::{dot_shifted, exp_shifted, max, rows_per_task};
+use crate::ops::softmax::rowwise::{exp_shifted_moment, max, rows_per_task};
 
 /// Row statistics shared by forward and backward, relative to the row maximum `m`:
 /// exponentials e_j = exp((x_j - m) / temperature) are left in `scratch`.
@@ -24,8 +25,8 @@ struct RowStats<T> {
 
 fn row_stats<T: Float>(x: &[T], inv_temperature: T, scratch: &mut [T]) -> RowStats<T> {
     let m = max(x);
-    let total = exp_shifted(x, m, inv_temperature, scratch);
-    let mean_shifted_z = dot_shifted(scratch, x, m) * inv_temperature / total;
+    let (total, moment) = exp_shifted_moment(x, m, inv_temperature, scratch);
+    let mean_shifted_z = moment / total;
     RowStats {
         max: m,
         total,

@@ -132,6 +132,28 @@ fn f32_tensor_path_matches_f64_kernels_on_wide_rows() {
     assert!(none.to_vec_f32().iter().all(|&v| v == 0.0));
 }
 
+#[test]
+fn logp_at_temperature_one_is_minus_the_cross_entropy() {
+    let (rows, cols) = (7, 300);
+    let values: Vec<f32> = random_values(12, rows * cols)
+        .iter()
+        .map(|&v| 10.0 * v as f32)
+        .collect();
+    let logits = t(&values, &[rows, cols]);
+    let tokens: Vec<u32> = (0..rows as u32).map(|r| r * 41 % cols as u32).collect();
+    let targets: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+    let out = token_logprobs(&logits, &tokens, 1.0).unwrap();
+    let losses = crate::ops::cross_entropy::cross_entropy_losses(&logits, &targets, -100).unwrap();
+    let minus_losses: Vec<f64> = losses.to_vec_f32().iter().map(|&l| -l as f64).collect();
+    assert_close(
+        "logp",
+        &to_f64(&out.logp.to_vec_f32()),
+        &minus_losses,
+        1e-6,
+        1e-6,
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]

@@ -121,6 +121,23 @@ fn combine<T: Float>(acc: [T; LANES]) -> T {
 /// shift, the exp and the sum run in one vectorised pass.
 #[inline(always)]
 pub fn exp_shifted<T: Float>(src: &[T], shift: T, scale: T, dst: &mut [T]) -> T {
+    exp_shifted_impl::<T, false>(src, shift, scale, dst).0
+}
+
+/// As [`exp_shifted`], also returning `sum(dst[i] * (src[i] - shift) * scale)` from the same
+/// pass: with the sum, the softmax-weighted mean of the shifted logits (for the entropy).
+#[inline(always)]
+pub fn exp_shifted_moment<T: Float>(src: &[T], shift: T, scale: T, dst: &mut [T]) -> (T, T) {
+    exp_shifted_impl::<T, true>(src, shift, scale, dst)
+}
+
+#[inline(always)]
+fn exp_shifted_impl<T: Float, const MOMENT: bool>(
+    src: &[T],
+    shift: T,
+    scale: T,
+    dst: &mut [T],
+) -> (T, T) {
     debug_assert_eq!(src.len(), dst.len());
     if TypeId::of::<T>() == TypeId::of::<f32>() {
         // SAFETY: T is f32 (the TypeId check above), so both slices have exactly f32's layout.
@@ -134,62 +151,88 @@ pub fn exp_shifted<T: Float>(src: &[T], shift: T, scale: T, dst: &mut [T]) -> T 
             shift.to_f32().unwrap_or(f32::NAN),
             scale.to_f32().unwrap_or(f32::NAN),
         );
-        return T::c(exp_shifted_f32(src, shift, scale, dst) as f64);
+        let (total, moment) = exp_shifted_f32::<MOMENT>(src, shift, scale, dst);
+        return (T::c(total as f64), T::c(moment as f64));
     }
+    let mut moment = T::zero();
     for (d, &x) in dst.iter_mut().zip(src) {
-        *d = ((x - shift) * scale).exp();
+        let z = (x - shift) * scale;
+        *d = z.exp();
+        if MOMENT {
+            moment = moment + *d * z;
+        }
     }
-    sum(dst)
+    (sum(dst), moment)
 }
 
-fn exp_shifted_f32(src: &[f32], shift: f32, scale: f32, dst: &mut [f32]) -> f32 {
+fn exp_shifted_f32<const MOMENT: bool>(
+    src: &[f32],
+    shift: f32,
+    scale: f32,
+    dst: &mut [f32],
+) -> (f32, f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked on the line above).
-            return unsafe { exp_shifted_f32_avx2_fma(src, shift, scale, dst) };
+            return unsafe { exp_shifted_f32_avx2_fma::<MOMENT>(src, shift, scale, dst) };
         }
     }
-    exp_shifted_f32_with::<false>(src, shift, scale, dst)
+    exp_shifted_f32_with::<false, MOMENT>(src, shift, scale, dst)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn exp_shifted_f32_avx2_fma(src: &[f32], shift: f32, scale: f32, dst: &mut [f32]) -> f32 {
-    exp_shifted_f32_with::<true>(src, shift, scale, dst)
-}
-
-/// One pass: 16 independent sums (two 8-lane registers), so the loop vectorises.
-#[inline(always)]
-fn exp_shifted_f32_with<const FMA: bool>(
+fn exp_shifted_f32_avx2_fma<const MOMENT: bool>(
     src: &[f32],
     shift: f32,
     scale: f32,
     dst: &mut [f32],
-) -> f32 {
+) -> (f32, f32) {
+    exp_shifted_f32_with::<true, MOMENT>(src, shift, scale, dst)
+}
+
+/// One pass: 16 independent sums (two 8-lane registers), so the loop vectorises.
+#[inline(always)]
+fn exp_shifted_f32_with<const FMA: bool, const MOMENT: bool>(
+    src: &[f32],
+    shift: f32,
+    scale: f32,
+    dst: &mut [f32],
+) -> (f32, f32) {
     const WIDTH: usize = 16;
     let mut acc = [0.0f32; WIDTH];
+    let mut acc_moment = [0.0f32; WIDTH];
     let mut dst_chunks = dst.chunks_exact_mut(WIDTH);
     let mut src_chunks = src.chunks_exact(WIDTH);
     for (d, s) in (&mut dst_chunks).zip(&mut src_chunks) {
         for l in 0..WIDTH {
-            let e = exp_f32_with::<FMA>((s[l] - shift) * scale);
+            let z = (s[l] - shift) * scale;
+            let e = exp_f32_with::<FMA>(z);
             d[l] = e;
             acc[l] += e;
+            if MOMENT {
+                acc_moment[l] = madd::<FMA>(e, z, acc_moment[l]);
+            }
         }
     }
-    let mut tail = 0.0;
+    let (mut tail, mut tail_moment) = (0.0, 0.0);
     let rest = dst_chunks
         .into_remainder()
         .iter_mut()
         .zip(src_chunks.remainder());
     for (d, &s) in rest {
-        let e = exp_f32_with::<FMA>((s - shift) * scale);
+        let z = (s - shift) * scale;
+        let e = exp_f32_with::<FMA>(z);
         *d = e;
         tail += e;
+        tail_moment += e * z;
     }
-    acc.iter().sum::<f32>() + tail
+    (
+        acc.iter().sum::<f32>() + tail,
+        acc_moment.iter().sum::<f32>() + tail_moment,
+    )
 }
 
 /// `x = exp(x)` for every element: the vectorised polynomial for f32 (8 lanes with FMA where
