@@ -354,3 +354,24 @@ mod tests {
         assert_eq!(pairs.raters.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod gzip_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn gzip_is_read_transparently() {
+        let dir = std::env::temp_dir().join(format!("rlhf-raters-gz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("labels.csv.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(b"item,rater,label\nq1,a,1\nq1,b,2\n").unwrap();
+        gz.finish().unwrap();
+        let (set, _) = read_labels(&path, None).unwrap();
+        assert_eq!((set.n_items(), set.n_labels()), (1, 2));
+    }
+}

@@ -188,3 +188,93 @@ pub fn krippendorff_alpha(set: &LabelSet, levels: &[Level]) -> Vec<Alpha> {
         .map(|&l| alpha_from_tally(&t, set.values(), l))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn undefined_reason(c: &Coefficient) -> &str {
+        match c {
+            Coefficient::Undefined(r) => r,
+            Coefficient::Value(v) => panic!("expected undefined, got {v}"),
+        }
+    }
+
+    #[test]
+    fn one_category_is_undefined_with_reasons() {
+        let set = LabelSet::from_matrix(&[vec![Some("x"), Some("x")], vec![Some("x"), Some("x")]])
+            .unwrap();
+        let r = agreement(&set, &AgreementOptions::default());
+        assert_eq!(r.percent_agreement.value(), Some(1.0));
+        assert!(undefined_reason(&r.fleiss.kappa).contains("expected agreement is 1"));
+        assert!(undefined_reason(&r.krippendorff_alpha[0].alpha).contains("identical"));
+        assert!(undefined_reason(&r.gwet_ac1).contains("two categories"));
+        let two = r.two_raters.unwrap();
+        assert!(!two.cohen_kappa[0].kappa.is_defined() && !two.scott_pi.is_defined());
+        // and it serialises without NaN
+        let json = serde_json::to_string(&agreement(&set, &AgreementOptions::default())).unwrap();
+        assert!(!json.contains("NaN"));
+    }
+
+    #[test]
+    fn nothing_pairable_is_undefined() {
+        let set =
+            LabelSet::from_triples([("a", "r1", "1"), ("b", "r2", "2"), ("c", "r3", "1")]).unwrap();
+        let r = agreement(&set, &AgreementOptions::default());
+        assert!(undefined_reason(&r.percent_agreement).contains("two or more"));
+        assert!(undefined_reason(&r.krippendorff_alpha[3].alpha).contains("pairable"));
+        assert!(!r.fleiss.kappa.is_defined() && !r.fleiss.se_h0.is_defined());
+    }
+
+    #[test]
+    fn numeric_levels_need_numeric_labels() {
+        let set =
+            LabelSet::from_matrix(&[vec![Some("lo"), Some("hi")], vec![Some("hi"), Some("hi")]])
+                .unwrap();
+        let r = agreement(&set, &AgreementOptions::default());
+        assert!(r.krippendorff_alpha[0].alpha.is_defined());
+        for a in &r.krippendorff_alpha[1..] {
+            assert!(undefined_reason(&a.alpha).contains("numeric"));
+        }
+        let two = r.two_raters.unwrap();
+        assert!(two.cohen_kappa[0].kappa.is_defined());
+        assert!(undefined_reason(&two.cohen_kappa[1].kappa).contains("numeric"));
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_estimate() {
+        let rows: Vec<Vec<Option<u32>>> = (0..60)
+            .map(|i| {
+                vec![
+                    Some(i % 3),
+                    Some(i % 3),
+                    Some(if i % 7 == 0 { 1 } else { i % 3 }),
+                ]
+            })
+            .collect();
+        let set = LabelSet::from_matrix(&rows).unwrap();
+        let spec = BootstrapSpec {
+            replicates: 200,
+            seed: 4,
+            confidence: 0.9,
+        };
+        let options = AgreementOptions {
+            levels: vec![Level::Nominal],
+            bootstrap: Some(spec),
+        };
+        let a = agreement(&set, &options);
+        let b = agreement(&set, &options);
+        assert_eq!(a.bootstrap, b.bootstrap);
+        let iv = &a.bootstrap.as_ref().unwrap().alpha[0].interval;
+        let est = a.krippendorff_alpha[0].alpha.value().unwrap();
+        assert!(iv.lower.unwrap() <= est && est <= iv.upper.unwrap());
+        let other = agreement(
+            &set,
+            &AgreementOptions {
+                bootstrap: Some(BootstrapSpec { seed: 5, ..spec }),
+                ..options.clone()
+            },
+        );
+        assert_ne!(a.bootstrap, other.bootstrap);
+    }
+}
