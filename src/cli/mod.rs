@@ -1,9 +1,11 @@
 //! Command-line parsing and dispatch. Parts:
 //! - `run`: the whole pipeline (`rlhf run`);
 //! - `raters`: rater statistics (`rlhf raters ...`);
-//! - `data`: feedback datasets (`rlhf data ...`).
+//! - `data`: feedback datasets (`rlhf data ...`);
+//! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`).
 
 mod data;
+mod lm;
 mod raters;
 mod run;
 
@@ -27,6 +29,12 @@ enum Command {
     Raters(raters::RatersArgs),
     /// Human-feedback datasets: validate, describe, convert.
     Data(data::DataArgs),
+    /// Train models: `rlhf train lm` (pretraining or SFT of a GPT-2 language model).
+    Train(lm::TrainArgs),
+    /// Inspect models: `rlhf model score` (per-sequence loss and perplexity).
+    Model(lm::ModelArgs),
+    /// Continue prompts with a GPT-2 model (KV cache; greedy, temperature, top-k, top-p).
+    Generate(lm::GenerateArgs),
 }
 
 /// Parses the command line, runs the command, and reports any error with its full context.
@@ -36,6 +44,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Raters(args) => raters::execute(args),
         Command::Data(args) => data::execute(args),
+        Command::Train(args) => lm::execute_train(args),
+        Command::Model(args) => lm::execute_model(args),
+        Command::Generate(args) => lm::execute_generate(args),
     };
     match result {
         Ok(code) => code,
