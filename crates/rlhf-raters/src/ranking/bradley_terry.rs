@@ -32,7 +32,7 @@ pub struct PairCounts {
     pub total: Vec<f64>,
 }
 
-/// Aggregates games into pair counts.
+/// Aggregates games into pair counts, pairs sorted by `(i, j)`.
 pub fn pair_counts(n_items: usize, games: &[Game]) -> PairCounts {
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut pc = PairCounts {
@@ -58,7 +58,15 @@ pub fn pair_counts(n_items: usize, games: &[Game]) -> PairCounts {
         pc.wins[slot] += first_score;
         pc.total[slot] += 1.0;
     }
-    pc
+    // sorted by (i, j): the gradient then accumulates each item's row in a register
+    let mut order: Vec<usize> = (0..pc.pairs.len()).collect();
+    order.sort_unstable_by_key(|&s| pc.pairs[s]);
+    PairCounts {
+        n_items,
+        pairs: order.iter().map(|&s| pc.pairs[s]).collect(),
+        wins: order.iter().map(|&s| pc.wins[s]).collect(),
+        total: order.iter().map(|&s| pc.total[s]).collect(),
+    }
 }
 
 /// Outcome categories for the multinomial bootstrap: `(pair slot, outcome from i's side)`.
@@ -275,11 +283,25 @@ fn gradient(pc: &PairCounts, theta: &[f64], pi: &mut Vec<f64>, grad: &mut [f64])
     pi.clear();
     pi.extend(theta.iter().map(|t| (t - top).exp()));
     grad.iter_mut().for_each(|g| *g = 0.0);
+    // runs of equal `i` (pairs are sorted) accumulate in `row`, so only `grad[j]` is updated
+    // in memory, and no two consecutive updates hit the same entry
+    let (mut current, mut row) = (usize::MAX, 0.0);
     for ((&(i, j), &w), &t) in pc.pairs.iter().zip(&pc.wins).zip(&pc.total) {
-        let (pi_i, pi_j) = (pi[i as usize], pi[j as usize]);
+        let (i, j) = (i as usize, j as usize);
+        if i != current {
+            if current != usize::MAX {
+                grad[current] += row;
+            }
+            current = i;
+            row = 0.0;
+        }
+        let (pi_i, pi_j) = (pi[i], pi[j]);
         let d = w - t * pi_i / (pi_i + pi_j);
-        grad[i as usize] += d;
-        grad[j as usize] -= d;
+        row += d;
+        grad[j] -= d;
+    }
+    if current != usize::MAX {
+        grad[current] += row;
     }
 }
 
