@@ -94,9 +94,9 @@ pub fn sgd_update<T: Float>(
     }
 }
 
-/// Sum of squares, accumulated in f64 whatever T is.
+/// Sum of squares, accumulated in f64 whatever T is; partials added in chunk order (deterministic).
 pub fn sum_of_squares<T: Float>(values: &[T]) -> f64 {
-    values
+    let partials: Vec<f64> = values
         .par_chunks(CHUNK)
         .map(|c| {
             c.iter()
@@ -106,7 +106,8 @@ pub fn sum_of_squares<T: Float>(values: &[T]) -> f64 {
                 })
                 .sum::<f64>()
         })
-        .sum()
+        .collect();
+    partials.into_iter().sum()
 }
 
 /// Multiplies every element by `factor`.

@@ -44,14 +44,16 @@ pub fn add_bias_rows<T: Float>(out: &mut [T], x: &[T], bias: &[T]) {
         });
 }
 
-/// Column sums of x viewed as (rows, cols): the bias gradient. Accumulates in row blocks per
-/// thread, then adds the partial sums.
+/// Column sums of x viewed as (rows, cols): the bias gradient. Each task sums a fixed block of
+/// rows; the partial sums are added in block order, so the result is bit-identical on any number
+/// of threads (rayon's own `reduce` groups by how work was stolen).
 pub fn sum_rows<T: Float>(x: &[T], cols: usize) -> Vec<T> {
     if cols == 0 {
         return Vec::new();
     }
     let rows_per_task = (CHUNK / cols).max(1);
-    x.par_chunks(rows_per_task * cols)
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(rows_per_task * cols)
         .map(|block| {
             let mut acc = vec![T::zero(); cols];
             for row in block.chunks_exact(cols) {
@@ -59,11 +61,13 @@ pub fn sum_rows<T: Float>(x: &[T], cols: usize) -> Vec<T> {
             }
             acc
         })
-        .reduce(
-            || vec![T::zero(); cols],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, &b)| *a = *a + b);
-                a
-            },
-        )
+        .collect();
+    let mut total = vec![T::zero(); cols];
+    for partial in &partials {
+        total
+            .iter_mut()
+            .zip(partial)
+            .for_each(|(t, &p)| *t = *t + p);
+    }
+    total
 }

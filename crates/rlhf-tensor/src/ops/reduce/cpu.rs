@@ -1,4 +1,5 @@
-//! Reduction kernels over contiguous slices, accumulated pairwise per rayon chunk.
+//! Reduction kernels over contiguous slices. Each rayon task reduces a fixed chunk and the partials
+//! are added in chunk order, so results are bit-identical whatever the thread count.
 
 use rayon::prelude::*;
 
@@ -8,9 +9,11 @@ const CHUNK: usize = 1 << 14;
 
 /// The sum of all elements.
 pub fn sum<T: Float>(x: &[T]) -> T {
-    x.par_chunks(CHUNK)
+    let partials: Vec<T> = x
+        .par_chunks(CHUNK)
         .map(|c| c.iter().copied().sum::<T>())
-        .sum()
+        .collect();
+    partials.into_iter().sum()
 }
 
 /// The index and value of the largest element (the first one on ties); `None` when empty or
@@ -31,7 +34,8 @@ pub fn argmax<T: Float>(x: &[T]) -> Option<(usize, T)> {
 
 /// sum(x * mask) and sum(mask) for a 0/1 (or weighting) mask.
 pub fn masked_sum<T: Float>(x: &[T], mask: &[T]) -> (T, T) {
-    x.par_chunks(CHUNK)
+    let partials: Vec<(T, T)> = x
+        .par_chunks(CHUNK)
         .zip(mask.par_chunks(CHUNK))
         .map(|(x, m)| {
             x.iter()
@@ -40,5 +44,8 @@ pub fn masked_sum<T: Float>(x: &[T], mask: &[T]) -> (T, T) {
                     (s + x * m, c + m)
                 })
         })
-        .reduce(|| (T::zero(), T::zero()), |a, b| (a.0 + b.0, a.1 + b.1))
+        .collect();
+    partials
+        .into_iter()
+        .fold((T::zero(), T::zero()), |a, b| (a.0 + b.0, a.1 + b.1))
 }

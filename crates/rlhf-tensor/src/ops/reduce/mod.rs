@@ -142,4 +142,36 @@ mod tests {
         let got = to_f64(&mean_backward(&one, &x).unwrap().to_vec_f32());
         assert_close("mean", &got, &num, 1e-5, 1e-7);
     }
+
+    #[test]
+    fn sums_are_bit_identical_on_any_thread_count() {
+        let values: Vec<f32> = random_values(11, 300_001)
+            .iter()
+            .map(|&v| v as f32 * 1e3)
+            .collect();
+        let mask: Vec<f32> = (0..values.len())
+            .map(|i| (i % 7 != 0) as u8 as f32)
+            .collect();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                (
+                    cpu::sum(&values).to_bits(),
+                    cpu::masked_sum(&values, &mask).0.to_bits(),
+                    crate::ops::elementwise::cpu::sum_rows(&values[..300_000], 300)
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect::<Vec<_>>(),
+                    crate::optim::cpu::sum_of_squares(&values).to_bits(),
+                )
+            })
+        };
+        let one = run(1);
+        for threads in [2, 3, 5] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
+    }
 }
