@@ -20,6 +20,8 @@
 //! [`Coefficient::Undefined`] with the reason; nothing returns NaN and nothing panics on input.
 //! Dependencies: `csv`, `serde_json`, `flate2` (formats), `rayon` (parallel passes).
 
+#![warn(missing_docs)]
+
 pub mod aggregate;
 pub mod agreement;
 pub mod coefficient;
