@@ -1,6 +1,73 @@
 //! # rlhf-ppo
 //!
-//! PPO for language models: rollouts, per-token KL penalties and adaptive controllers, GAE,
-//! whitening, clipped policy and value losses, PPO-ptx, the trainer and its metrics.
+//! PPO for language models, after OpenAI's lm-human-preferences and the "N+ implementation
+//! details of RLHF with PPO" recipe that TRL follows. This part holds the math, as public
+//! functions that return their value and the gradient with respect to their inputs (DESIGN.md
+//! decision 1); the rollout, the trainer, checkpoints and the CLI come with the rest of the
+//! PPO issue, once the transformer's generation is wired in.
 //!
-//! Status: not yet implemented; the PPO issue fills this crate. Nothing is exported yet.
+//! Parts (kernels are generic over [`rlhf_tensor::Float`] on flat (B, T) row-major slices, so
+//! the tests run in f64; [`tensors`] wraps them for f32 [`rlhf_tensor::Tensor`]s):
+//! - [`stats`]: [`masked_mean`], [`masked_var`] (Bessel's correction as TRL's default),
+//!   [`whiten`] (population variance), [`masked_whiten`], [`explained_variance`].
+//! - [`kl`]: per-token KL estimators k1, k2, k3 with an optional clamp ([`per_token_kl`]).
+//! - [`rewards`]: -kl_coef * KL per token plus the score at the EOS ([`penalised_rewards`]).
+//! - [`gae`](mod@gae): advantages and returns ([`gae()`]), whitened after.
+//! - [`policy`]: the clipped surrogate loss with clipfrac and approxkl ([`policy_loss`]).
+//! - [`value`]: the clipped value loss with its clipfrac ([`value_loss`]).
+//! - [`bonus`]: the entropy bonus and the PPO-ptx pretraining term ([`entropy_bonus`],
+//!   [`ptx_term`]).
+//! - [`controller`]: fixed and adaptive KL controllers, serde-serialisable ([`KlController`]).
+//! - [`metrics`]: [`PpoMetrics`] under TRL's metric names, and their reductions.
+//! - [`PpoError`]: every refusal names the function, the argument and what was expected.
+//!
+//! One loss step, by hand:
+//! ```
+//! use rlhf_ppo::{gae, masked_whiten, penalised_rewards, per_token_kl, policy_loss, value_loss, KlSpec};
+//! // One response of T = 3 whose last position comes after EOS.
+//! let mask = [1.0f64, 1.0, 0.0];
+//! let (logp, ref_logp) = ([-1.0, -0.5, -3.0], [-1.2, -0.4, -3.0]);
+//! let kl = per_token_kl(&logp, &ref_logp, &mask, KlSpec::default())?;
+//! let rewards = penalised_rewards(&kl, &[1.0], &mask, 3, 0.05)?.rewards;
+//! let values = [0.2, 0.4, 0.0];
+//! let out = gae(&rewards, &values, &mask, 3, 1.0, 0.95)?;
+//! let advantages = masked_whiten(&out.advantages, &mask, true)?;
+//! let policy = policy_loss(&logp, &logp, &advantages, &mask, 0.2)?; // first epoch: rho = 1
+//! let value = value_loss(&values, &values, &out.returns, &mask, 0.2)?;
+//! assert_eq!(policy.clipfrac, 0.0);
+//! assert!(policy.loss.abs() < 1e-12); // whitened advantages average to 0
+//! assert!(value.loss > 0.0);
+//! # Ok::<(), rlhf_ppo::PpoError>(())
+//! ```
+
+pub mod bonus;
+mod check;
+pub mod controller;
+mod error;
+pub mod gae;
+pub mod kl;
+pub mod metrics;
+pub mod policy;
+pub mod rewards;
+pub mod stats;
+pub mod tensors;
+pub mod value;
+
+pub use bonus::{MeanTerm, entropy_bonus, ptx_term};
+pub use controller::KlController;
+pub use error::{PpoError, Result};
+pub use gae::{Gae, gae};
+pub use kl::{KlEstimator, KlSpec, per_token_kl, per_token_kl_backward};
+pub use metrics::{MinibatchStats, PpoMetrics, rollout_metrics};
+pub use policy::{PolicyLoss, policy_loss};
+pub use rewards::{PenalisedRewards, penalised_rewards};
+pub use stats::{explained_variance, masked_mean, masked_var, masked_whiten, whiten};
+pub use value::{ValueLoss, value_loss};
+
+#[cfg(test)]
+mod testing {
+    /// A 0/1 mask from booleans.
+    pub(crate) fn mask_from(keep: impl Iterator<Item = bool>) -> Vec<f64> {
+        keep.map(|k| if k { 1.0 } else { 0.0 }).collect()
+    }
+}

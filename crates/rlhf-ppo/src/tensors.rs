@@ -1,0 +1,192 @@
+//! Thin [`Tensor`] wrappers over the slice kernels: shapes are checked, the kernels run in f32
+//! and gradients come back as tensors of the input's shape. Response tensors are (B, T).
+
+use rlhf_tensor::{Shape, Tensor, TensorError};
+
+use crate::{Gae, KlSpec, MeanTerm, PolicyLoss, Result, ValueLoss};
+
+/// A per-token loss result with its gradient as a tensor of the input's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithGrad<S> {
+    /// The kernel's result (its gradient vector is moved into `grad`).
+    pub stats: S,
+    /// The gradient with respect to the differentiated input.
+    pub grad: Tensor,
+}
+
+/// Checks that every tensor has `first`'s shape and is f32 on the host; returns its (B, T).
+fn same_shape(op: &'static str, first: &Tensor, others: &[&Tensor]) -> Result<(usize, usize)> {
+    for other in others {
+        first.shape().expect_same(op, other.shape())?;
+    }
+    match *first.dims() {
+        [b, t] => Ok((b, t)),
+        _ => Err(TensorError::InvalidShape {
+            op,
+            shape: first.shape().clone(),
+            expected: "(B, T) response tensors".into(),
+        }
+        .into()),
+    }
+}
+
+fn tensor(data: Vec<f32>, shape: &Shape, like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::from_vec(data, shape.clone(), like.device())?)
+}
+
+/// [`crate::policy_loss`] on (B, T) tensors; the gradient is d loss / d logp.
+pub fn policy_loss(
+    logp: &Tensor,
+    old_logp: &Tensor,
+    advantages: &Tensor,
+    mask: &Tensor,
+    cliprange: f64,
+) -> Result<WithGrad<PolicyLoss<f32>>> {
+    same_shape("policy_loss", logp, &[old_logp, advantages, mask])?;
+    let mut stats = crate::policy_loss(
+        logp.as_f32_slice()?,
+        old_logp.as_f32_slice()?,
+        advantages.as_f32_slice()?,
+        mask.as_f32_slice()?,
+        cliprange,
+    )?;
+    let grad = tensor(std::mem::take(&mut stats.grad_logp), logp.shape(), logp)?;
+    Ok(WithGrad { stats, grad })
+}
+
+/// [`crate::value_loss`] on (B, T) tensors; the gradient is d loss / d values.
+pub fn value_loss(
+    values: &Tensor,
+    old_values: &Tensor,
+    returns: &Tensor,
+    mask: &Tensor,
+    cliprange_value: f64,
+) -> Result<WithGrad<ValueLoss<f32>>> {
+    same_shape("value_loss", values, &[old_values, returns, mask])?;
+    let mut stats = crate::value_loss(
+        values.as_f32_slice()?,
+        old_values.as_f32_slice()?,
+        returns.as_f32_slice()?,
+        mask.as_f32_slice()?,
+        cliprange_value,
+    )?;
+    let grad = tensor(
+        std::mem::take(&mut stats.grad_values),
+        values.shape(),
+        values,
+    )?;
+    Ok(WithGrad { stats, grad })
+}
+
+/// [`crate::entropy_bonus`] on (B, T) tensors; the gradient is d loss / d entropy.
+pub fn entropy_bonus(
+    entropy: &Tensor,
+    mask: &Tensor,
+    entropy_coef: f64,
+) -> Result<WithGrad<MeanTerm<f32>>> {
+    same_shape("entropy_bonus", entropy, &[mask])?;
+    let mut stats =
+        crate::entropy_bonus(entropy.as_f32_slice()?, mask.as_f32_slice()?, entropy_coef)?;
+    let grad = tensor(std::mem::take(&mut stats.grad), entropy.shape(), entropy)?;
+    Ok(WithGrad { stats, grad })
+}
+
+/// [`crate::ptx_term`] on (N, L) tensors; the gradient is d loss / d ptx_logp.
+pub fn ptx_term(
+    ptx_logp: &Tensor,
+    mask: &Tensor,
+    gamma_ptx: f64,
+) -> Result<WithGrad<MeanTerm<f32>>> {
+    same_shape("ptx_term", ptx_logp, &[mask])?;
+    let mut stats = crate::ptx_term(ptx_logp.as_f32_slice()?, mask.as_f32_slice()?, gamma_ptx)?;
+    let grad = tensor(std::mem::take(&mut stats.grad), ptx_logp.shape(), ptx_logp)?;
+    Ok(WithGrad { stats, grad })
+}
+
+/// [`crate::per_token_kl`] on (B, T) tensors.
+pub fn per_token_kl(
+    logp: &Tensor,
+    ref_logp: &Tensor,
+    mask: &Tensor,
+    spec: KlSpec,
+) -> Result<Tensor> {
+    same_shape("per_token_kl", logp, &[ref_logp, mask])?;
+    let kl = crate::per_token_kl(
+        logp.as_f32_slice()?,
+        ref_logp.as_f32_slice()?,
+        mask.as_f32_slice()?,
+        spec,
+    )?;
+    tensor(kl, logp.shape(), logp)
+}
+
+/// [`crate::gae()`] on (B, T) tensors: (advantages whitened over the mask, returns).
+pub fn gae_whitened(
+    rewards: &Tensor,
+    values: &Tensor,
+    mask: &Tensor,
+    gamma: f64,
+    lambda: f64,
+) -> Result<(Tensor, Tensor)> {
+    let (_, response_len) = same_shape("gae", rewards, &[values, mask])?;
+    let mask_values = mask.as_f32_slice()?;
+    let Gae {
+        advantages,
+        returns,
+    } = crate::gae(
+        rewards.as_f32_slice()?,
+        values.as_f32_slice()?,
+        mask_values,
+        response_len,
+        gamma,
+        lambda,
+    )?;
+    let whitened = crate::masked_whiten(&advantages, mask_values, true)?;
+    Ok((
+        tensor(whitened, rewards.shape(), rewards)?,
+        tensor(returns, rewards.shape(), rewards)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlhf_tensor::Device;
+
+    fn t(data: &[f32], shape: [usize; 2]) -> Tensor {
+        Tensor::from_slice(data, shape, Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn wrappers_agree_with_the_kernels_and_check_shapes() {
+        let logp = t(&[-1.0, -0.5, -2.0, -0.1], [2, 2]);
+        let old = t(&[-1.1, -0.4, -2.0, -0.3], [2, 2]);
+        let adv = t(&[1.0, -1.0, 0.5, 2.0], [2, 2]);
+        let mask = t(&[1.0, 1.0, 1.0, 0.0], [2, 2]);
+        let out = policy_loss(&logp, &old, &adv, &mask, 0.2).unwrap();
+        let direct = crate::policy_loss(
+            logp.as_f32_slice().unwrap(),
+            old.as_f32_slice().unwrap(),
+            adv.as_f32_slice().unwrap(),
+            mask.as_f32_slice().unwrap(),
+            0.2,
+        )
+        .unwrap();
+        assert_eq!(out.grad.to_vec_f32(), direct.grad_logp);
+        assert_eq!(out.stats.loss, direct.loss);
+        assert_eq!(out.grad.dims(), &[2, 2]);
+        let wrong = t(&[1.0, 1.0], [1, 2]);
+        let message = policy_loss(&logp, &old, &adv, &wrong, 0.2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("[2, 2]") && message.contains("[1, 2]"),
+            "{message}"
+        );
+        let (advantages, returns) = gae_whitened(&adv, &old, &mask, 1.0, 0.95).unwrap();
+        assert_eq!(advantages.to_vec_f32()[3], 0.0);
+        assert_eq!(returns.dims(), &[2, 2]);
+        let flat = Tensor::from_slice(&[1.0, 1.0], [2], Device::Cpu).unwrap();
+        assert!(per_token_kl(&flat, &flat, &flat, KlSpec::default()).is_err());
+    }
+}
