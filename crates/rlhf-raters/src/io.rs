@@ -140,9 +140,13 @@ fn for_each_record(
         .clone();
     let mut index: Vec<Option<usize>> = Vec::with_capacity(columns.len());
     for (k, names) in columns.iter().enumerate() {
-        let pos = names
-            .iter()
-            .find_map(|n| header.iter().position(|h| h.trim().eq_ignore_ascii_case(n)));
+        let pos = names.iter().find_map(|n| {
+            header.iter().position(|h| {
+                h.trim_start_matches('\u{feff}')
+                    .trim()
+                    .eq_ignore_ascii_case(n)
+            })
+        });
         if pos.is_none() && !optional[k] {
             return Err(parse_err(
                 path,
@@ -333,6 +337,12 @@ mod tests {
         let p = tmp("p.csv", "left,right,winner\na,b,left\na,b,maybe\n");
         let e = read_pairs(&p).unwrap_err().to_string();
         assert!(e.contains("p.csv:3: field `winner`"), "{e}");
+    }
+
+    #[test]
+    fn byte_order_mark_in_header_is_ignored() {
+        let c = tmp("bom.csv", "\u{feff}item,rater,label\nq1,w1,a\n");
+        assert_eq!(read_labels(&c, None).unwrap().0.n_labels(), 1);
     }
 
     #[test]
