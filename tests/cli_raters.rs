@@ -333,3 +333,37 @@ fn bad_inputs_name_file_line_and_field() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn rank_elo_bootstrap_from_jsonl_is_seeded() {
+    let input = fixture("pairs.jsonl");
+    let args = [
+        "rank",
+        "--input",
+        &input,
+        "--method",
+        "elo",
+        "--k",
+        "16",
+        "--bootstrap",
+        "200",
+        "--seed",
+        "7",
+    ];
+    let v = json(&args);
+    assert_eq!(v["comparisons"], 5);
+    let items = v["ranking"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    for item in items {
+        let (lo, hi) = (
+            item["lower"].as_f64().unwrap(),
+            item["upper"].as_f64().unwrap(),
+        );
+        assert!(lo <= hi, "{item}");
+        assert!((1..=3).contains(&item["rank"].as_u64().unwrap()));
+    }
+    // ratings sum to 3 x 1000: Elo moves points between the two players of each game
+    let total: f64 = items.iter().map(|i| i["rating"].as_f64().unwrap()).sum();
+    assert!((total - 3000.0).abs() < 1e-9);
+    assert_eq!(json(&args)["ranking"], v["ranking"]);
+}
