@@ -1,0 +1,46 @@
+//! The crate's error type: every failure names the function, the argument and what was expected.
+
+/// Why a reward-model loss or metric refused its inputs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RewardError {
+    /// An argument's length does not match the others (e.g. rejected rewards against chosen).
+    #[error("{op}: `{field}` has {found} elements, expected {expected}")]
+    Length {
+        /// The function that checked the lengths.
+        op: &'static str,
+        /// The argument whose length is wrong.
+        field: &'static str,
+        /// The length it should have.
+        expected: usize,
+        /// The length it has.
+        found: usize,
+    },
+    /// An element or a hyper-parameter is out of its domain.
+    #[error("{op}: `{field}`{at} is {value}, expected {expected}")]
+    OutOfRange {
+        /// The function.
+        op: &'static str,
+        /// The argument.
+        field: &'static str,
+        /// Where in the argument, as text (e.g. " element 3"; empty for a scalar).
+        at: String,
+        /// The value given.
+        value: f64,
+        /// The domain, in words.
+        expected: &'static str,
+    },
+    /// Nothing to average over: no pairs, no labelled entries, or an empty batch.
+    #[error("{op}: {what}")]
+    Empty {
+        /// The function.
+        op: &'static str,
+        /// What is missing, naming the group or argument.
+        what: String,
+    },
+    /// A tensor operation failed (shape, dtype or device).
+    #[error(transparent)]
+    Tensor(#[from] rlhf_tensor::TensorError),
+}
+
+/// Result of a reward-model computation.
+pub type Result<T> = std::result::Result<T, RewardError>;
