@@ -367,3 +367,46 @@ fn rank_elo_bootstrap_from_jsonl_is_seeded() {
     assert!((total - 3000.0).abs() < 1e-9);
     assert_eq!(json(&args)["ranking"], v["ranking"]);
 }
+
+#[test]
+fn rank_per_prompt_reports_every_group() {
+    let out = tmp("by-prompt.csv");
+    let input = fixture("pairs_by_prompt.csv");
+    let v = json(&[
+        "rank",
+        "--input",
+        &input,
+        "--method",
+        "elo",
+        "--k",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3);
+    assert_eq!(groups[0]["group"], "p1");
+    assert_eq!(groups[0]["ranking"]["items"].as_array().unwrap().len(), 3);
+    assert_eq!(groups[1]["comparisons"], 2);
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.starts_with("group,rank,item,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 3 + 2 + 2);
+    // Bradley-Terry: p3 has one game (t_a never loses), so its MLE is infinite: reported, not dropped
+    let v = json(&["rank", "--input", &input, "--method", "bradley-terry"]);
+    assert_eq!(v["groups_failed"], 1);
+    let p3 = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["group"] == "p3")
+        .unwrap()
+        .clone();
+    assert!(
+        p3["error"]
+            .as_str()
+            .unwrap()
+            .contains("not strongly connected"),
+        "{p3}"
+    );
+    assert!(v["groups"][0]["ranking"]["items"].is_array());
+}

@@ -14,6 +14,10 @@ use crate::pairs::{Comparisons, Outcome};
 const ITEM_KEYS: &[&str] = &["item", "task"];
 const RATER_KEYS: &[&str] = &["rater", "worker"];
 const LABEL_KEYS: &[&str] = &["label"];
+/// Accepted names of the optional grouping column of pairs (e.g. the prompt).
+const GROUP_KEYS: &[&str] = &["group", "prompt"];
+/// Most logical columns a reader asks for.
+const MAX_COLUMNS: usize = 5;
 
 /// Opens `path`, transparently un-gzipping it.
 fn open(path: &Path) -> Result<Box<dyn BufRead>> {
@@ -72,7 +76,7 @@ fn for_each_record(
         .map(|c| c.join("|"))
         .collect::<Vec<_>>()
         .join(",");
-    let ncol = columns.len().min(4);
+    let ncol = columns.len().min(MAX_COLUMNS);
     if is_jsonl(path, &mut *reader)? {
         let mut line_no = 0u64;
         let mut buf = String::new();
@@ -122,7 +126,7 @@ fn for_each_record(
                     }
                 };
             }
-            let mut fields: [Option<&str>; 4] = [None; 4];
+            let mut fields: [Option<&str>; MAX_COLUMNS] = [None; MAX_COLUMNS];
             for (f, o) in fields.iter_mut().zip(&owned) {
                 *f = o.as_deref();
             }
@@ -170,8 +174,8 @@ fn for_each_record(
             break;
         }
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let mut fields: [Option<&str>; 4] = [None; 4];
-        for (k, idx) in index.iter().enumerate().take(4) {
+        let mut fields: [Option<&str>; MAX_COLUMNS] = [None; MAX_COLUMNS];
+        for (k, idx) in index.iter().enumerate().take(MAX_COLUMNS) {
             let value = idx.and_then(|i| record.get(i)).map(str::trim);
             fields[k] = if optional[k] {
                 value.filter(|v| !v.is_empty())
@@ -241,7 +245,9 @@ fn parse_winner(value: &str, left: &str, right: &str) -> Option<Outcome> {
     }
 }
 
-/// Reads pairwise comparisons `left,right,winner[,rater]` (CSV or JSONL), in file order.
+/// Reads pairwise comparisons `left,right,winner[,rater][,group]` (CSV or JSONL), in file order.
+/// A `group` (or `prompt`) column splits the comparisons into independent rankings, e.g. the
+/// candidate responses of each prompt.
 pub fn read_pairs(path: &Path) -> Result<Comparisons> {
     let mut out = Comparisons::new();
     let cols: &[&[&str]] = &[
@@ -249,8 +255,9 @@ pub fn read_pairs(path: &Path) -> Result<Comparisons> {
         &["right", "model_b"],
         &["winner", "label"],
         RATER_KEYS,
+        GROUP_KEYS,
     ];
-    for_each_record(path, cols, &[false, false, false, true], |line, f| {
+    for_each_record(path, cols, &[false, false, false, true, true], |line, f| {
         let left = require(path, line, "left", f[0])?;
         let right = require(path, line, "right", f[1])?;
         let winner = require(path, line, "winner", f[2])?;
@@ -271,6 +278,25 @@ pub fn read_pairs(path: &Path) -> Result<Comparisons> {
             ));
         }
         out.push(left, right, outcome, f[3])?;
+        if let Some(group) = f[4] {
+            if out.group_of.len() + 1 != out.games.len() {
+                return Err(parse_err(
+                    path,
+                    line,
+                    "group",
+                    "earlier records have no group; expected a group on every record or on none",
+                ));
+            }
+            let g = out.groups.intern(group);
+            out.group_of.push(g);
+        } else if !out.group_of.is_empty() {
+            return Err(parse_err(
+                path,
+                line,
+                "group",
+                "empty group; expected a group on every record or on none",
+            ));
+        }
         Ok(())
     })?;
     if out.games.is_empty() {
@@ -362,6 +388,25 @@ mod tests {
         assert_eq!(pairs.games[1].outcome, Outcome::Right);
         assert_eq!(pairs.games[1].rater, None);
         assert_eq!(pairs.raters.len(), 2);
+        let g = tmp(
+            "p3.csv",
+            "prompt,left,right,winner\nq1,a,b,left\nq2,c,d,tie\nq1,b,a,a\n",
+        );
+        let grouped = read_pairs(&g).unwrap();
+        let split = grouped.split_by_group();
+        assert_eq!(split.len(), 2);
+        assert_eq!(
+            (
+                split[0].0.as_str(),
+                split[0].1.games.len(),
+                split[0].1.n_items()
+            ),
+            ("q1", 2, 2)
+        );
+        assert_eq!(split[1].1.games[0].outcome, Outcome::Tie);
+        let bad = tmp("p4.csv", "group,left,right,winner\nq1,a,b,left\n,c,d,tie\n");
+        let e = read_pairs(&bad).unwrap_err().to_string();
+        assert!(e.contains("p4.csv:3: field `group`"), "{e}");
     }
 }
 

@@ -50,6 +50,10 @@ pub struct Comparisons {
     pub raters: Interner,
     /// The comparisons in input order.
     pub games: Vec<Game>,
+    /// Group names (e.g. prompts), when the input has a group column.
+    pub groups: Interner,
+    /// (games) group id of each comparison; empty when ungrouped.
+    pub group_of: Vec<u32>,
 }
 
 impl Comparisons {
@@ -93,5 +97,28 @@ impl Comparisons {
     /// Number of distinct items.
     pub fn n_items(&self) -> usize {
         self.items.len()
+    }
+
+    /// One independent set of comparisons per group, in group first-seen order (the whole set,
+    /// named `""`, when ungrouped). Items are re-interned within each group.
+    pub fn split_by_group(&self) -> Vec<(String, Comparisons)> {
+        if self.group_of.is_empty() {
+            return vec![(String::new(), self.clone())];
+        }
+        let mut parts: Vec<Comparisons> =
+            (0..self.groups.len()).map(|_| Comparisons::new()).collect();
+        for (g, &group) in self.games.iter().zip(&self.group_of) {
+            let part = &mut parts[group as usize];
+            let left = part.items.intern(self.items.name(g.left));
+            let right = part.items.intern(self.items.name(g.right));
+            let rater = g.rater.map(|r| part.raters.intern(self.raters.name(r)));
+            part.games.push(Game {
+                left,
+                right,
+                outcome: g.outcome,
+                rater,
+            });
+        }
+        self.groups.names().iter().cloned().zip(parts).collect()
     }
 }

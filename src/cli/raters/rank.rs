@@ -22,7 +22,8 @@ enum RankMethod {
 /// Options of `rlhf raters rank`.
 #[derive(Debug, Args)]
 pub struct RankArgs {
-    /// Comparisons: CSV `left,right,winner[,rater]` (winner left|right|tie or an item name) or JSONL.
+    /// Comparisons: CSV `left,right,winner[,rater][,group]` (winner left|right|tie or an item
+    /// name; a `group` or `prompt` column ranks each group on its own) or JSONL.
     #[arg(long)]
     input: PathBuf,
     /// Ranking method.
@@ -67,34 +68,87 @@ pub fn run(args: RankArgs) -> anyhow::Result<()> {
         seed: args.seed,
         confidence: args.confidence,
     });
-    let ranking = match args.method {
-        RankMethod::Elo => {
-            anyhow::ensure!(
-                args.anchor.is_none(),
-                "--anchor applies to bradley-terry only"
-            );
-            let config = EloConfig {
-                k: args.k,
-                initial: args.anchor_rating,
-                ..EloConfig::default()
-            };
-            rank_elo(&pairs, &config, bootstrap)
+    // One ranking per group (e.g. per prompt) when the input has a group column; a group whose
+    // ranking cannot be computed is reported with its reason, never dropped.
+    let mut results = Vec::new();
+    for (group, part) in pairs.split_by_group() {
+        let ranking = match args.method {
+            RankMethod::Elo => {
+                anyhow::ensure!(
+                    args.anchor.is_none(),
+                    "--anchor applies to bradley-terry only"
+                );
+                let config = EloConfig {
+                    k: args.k,
+                    initial: args.anchor_rating,
+                    ..EloConfig::default()
+                };
+                Ok(rank_elo(&part, &config, bootstrap))
+            }
+            RankMethod::BradleyTerry => {
+                let anchor = match &args.anchor {
+                    Some(item) => Anchor::Item(item.clone(), args.anchor_rating),
+                    None => Anchor::Mean(args.anchor_rating),
+                };
+                let config = BtConfig {
+                    tolerance: args.tolerance,
+                    ..BtConfig::default()
+                };
+                rank_bradley_terry(&part, &config, &anchor, bootstrap)
+            }
+        };
+        results.push((group, part.games.len(), ranking));
+    }
+    if pairs.group_of.is_empty() {
+        let (_, _, ranking) = results
+            .pop()
+            .context("an ungrouped input gives one ranking")?;
+        let ranking =
+            ranking.with_context(|| format!("{}: Bradley-Terry fit", args.input.display()))?;
+        if let Some(out) = &args.out {
+            write_csv(
+                out,
+                &header(false),
+                ranking.items.iter().map(|i| row(None, i)),
+            )?;
         }
-        RankMethod::BradleyTerry => {
-            let anchor = match &args.anchor {
-                Some(item) => Anchor::Item(item.clone(), args.anchor_rating),
-                None => Anchor::Mean(args.anchor_rating),
-            };
-            let config = BtConfig {
-                tolerance: args.tolerance,
-                ..BtConfig::default()
-            };
-            rank_bradley_terry(&pairs, &config, &anchor, bootstrap)
-                .with_context(|| format!("{}: Bradley-Terry fit", args.input.display()))?
-        }
-    };
+        return print_json(
+            &json!({ "input": args.input, "comparisons": pairs.games.len(), "ranking": ranking }),
+        );
+    }
     if let Some(out) = &args.out {
-        let header = [
+        let rows = results
+            .iter()
+            .filter_map(|(g, _, r)| r.as_ref().ok().map(|r| (g, r)))
+            .flat_map(|(g, r)| r.items.iter().map(move |i| row(Some(g), i)));
+        write_csv(out, &header(true), rows)?;
+    }
+    let failed = results.iter().filter(|r| r.2.is_err()).count();
+    let groups: Vec<_> = results
+        .into_iter()
+        .map(|(group, n, r)| match r {
+            Ok(ranking) => json!({ "group": group, "comparisons": n, "ranking": ranking }),
+            Err(e) => json!({ "group": group, "comparisons": n, "error": e.to_string() }),
+        })
+        .collect();
+    print_json(&json!({
+        "input": args.input,
+        "comparisons": pairs.games.len(),
+        "groups_ranked": groups.len() - failed,
+        "groups_failed": failed,
+        "groups": groups,
+    }))
+}
+
+/// CSV header of a ranking table.
+fn header(grouped: bool) -> Vec<String> {
+    let mut h: Vec<String> = if grouped {
+        vec!["group".into()]
+    } else {
+        Vec::new()
+    };
+    h.extend(
+        [
             "rank",
             "item",
             "rating",
@@ -105,23 +159,24 @@ pub fn run(args: RankArgs) -> anyhow::Result<()> {
             "wins",
             "ties",
         ]
-        .map(String::from);
-        let rows = ranking.items.iter().map(|i| {
-            vec![
-                i.rank.to_string(),
-                field(&i.item),
-                i.rating.to_string(),
-                opt(i.lower),
-                opt(i.upper),
-                opt(i.log_strength),
-                i.games.to_string(),
-                i.wins.to_string(),
-                i.ties.to_string(),
-            ]
-        });
-        write_csv(out, &header, rows)?;
-    }
-    print_json(
-        &json!({ "input": args.input, "comparisons": pairs.games.len(), "ranking": ranking }),
-    )
+        .map(String::from),
+    );
+    h
+}
+
+/// One CSV row of a ranking table.
+fn row(group: Option<&String>, i: &rlhf_raters::ranking::RatedItem) -> Vec<String> {
+    let mut r: Vec<String> = group.map(|g| vec![field(g)]).unwrap_or_default();
+    r.extend([
+        i.rank.to_string(),
+        field(&i.item),
+        i.rating.to_string(),
+        opt(i.lower),
+        opt(i.upper),
+        opt(i.log_strength),
+        i.games.to_string(),
+        i.wins.to_string(),
+        i.ties.to_string(),
+    ]);
+    r
 }
