@@ -9,7 +9,7 @@
 
 use rlhf_tensor::Float;
 
-use crate::numerics::{sigmoid, softplus};
+use crate::numerics::softplus_and_sigmoid;
 use crate::{Result, RewardError, check};
 
 /// The K-wise loss of a batch of prompts and its gradient with respect to every reward.
@@ -80,9 +80,9 @@ pub fn kwise_loss_batch<T: Float>(
         for better in 0..k {
             for worse in 0..k {
                 if rank[better] < rank[worse] {
-                    let d = r[better] - r[worse];
-                    group_loss = group_loss + softplus(-d);
-                    let s = sigmoid(-d) * scale;
+                    let (value, slope) = softplus_and_sigmoid(r[worse] - r[better]);
+                    group_loss = group_loss + value;
+                    let s = slope * scale;
                     g[better] = g[better] - s;
                     g[worse] = g[worse] + s;
                 }

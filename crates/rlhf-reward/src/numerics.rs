@@ -18,6 +18,16 @@ pub fn sigmoid<T: Float>(x: T) -> T {
     }
 }
 
+/// (softplus(x), sigmoid(x)) from one exponential e^-|x|: the pair every loss's forward and
+/// backward need (d softplus / dx = sigmoid).
+pub fn softplus_and_sigmoid<T: Float>(x: T) -> (T, T) {
+    let e = (-x.abs()).exp();
+    let softplus = x.max(T::zero()) + e.ln_1p();
+    let inv = T::one() / (T::one() + e);
+    let sigmoid = if x >= T::zero() { inv } else { e * inv };
+    (softplus, sigmoid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +47,8 @@ mod tests {
         assert!((sigmoid(-(3f64.ln())) - 0.25).abs() < 1e-15);
         assert_eq!((sigmoid(-1000.0f64), sigmoid(1000.0f64)), (0.0, 1.0));
         assert!(softplus(100.0f32).is_finite() && sigmoid(-100.0f32) >= 0.0);
+        for x in [-800.0f64, -40.0, -3.0, -0.5, 0.0, 0.5, 3.0, 40.0, 800.0] {
+            assert_eq!(softplus_and_sigmoid(x), (softplus(x), sigmoid(x)), "at {x}");
+        }
     }
 }

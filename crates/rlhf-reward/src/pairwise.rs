@@ -11,7 +11,7 @@
 
 use rlhf_tensor::Float;
 
-use crate::numerics::{sigmoid, softplus};
+use crate::numerics::softplus_and_sigmoid;
 use crate::{Result, RewardError, check};
 
 /// A loss over pairs and its gradient with respect to the chosen and rejected rewards.
@@ -80,8 +80,10 @@ pub fn bradley_terry_loss<T: Float>(
     for i in 0..n {
         let margin = margins.map_or(T::zero(), |m| m[i]);
         let d = chosen[i] - rejected[i] - margin;
-        loss = loss + softplus(-d);
-        grad_chosen.push(-sigmoid(-d) * inv_n);
+        // -log sigmoid(d) = softplus(-d); its derivative in d is -sigmoid(-d).
+        let (value, slope) = softplus_and_sigmoid(-d);
+        loss = loss + value;
+        grad_chosen.push(-slope * inv_n);
     }
     let grad_rejected = grad_chosen.iter().map(|&g| -g).collect();
     Ok(PairwiseLoss {

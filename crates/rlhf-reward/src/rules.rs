@@ -9,7 +9,7 @@
 
 use rlhf_tensor::Float;
 
-use crate::numerics::{sigmoid, softplus};
+use crate::numerics::softplus_and_sigmoid;
 use crate::{Result, RewardError, check};
 
 /// The weighted rule-violation loss and its gradient with respect to the logits.
@@ -66,29 +66,39 @@ pub fn rule_violation_loss<T: Float>(
             "0 or 1",
         )?;
     }
-    let keep = |i: usize| labelled.is_none_or(|m| m[i] == T::one());
-    let count = (0..logits.len()).filter(|&i| keep(i)).count();
+    let mut total = T::zero();
+    let mut count = 0usize;
+    // Gradients are scaled by weight / count once the count is known.
+    let mut grad_logits = vec![T::zero(); logits.len()];
+    for (i, g) in grad_logits.iter_mut().enumerate() {
+        if labelled.is_some_and(|m| m[i] == T::zero()) {
+            continue;
+        }
+        let (x, y) = (logits[i], labels[i]);
+        if !x.is_finite() {
+            return Err(RewardError::OutOfRange {
+                op,
+                field: "logits",
+                at: format!(" element {i}"),
+                value: check::as_f64(x),
+                expected: "finite",
+            });
+        }
+        // max(x, 0) - x y + ln(1 + e^-|x|) = softplus(x) - x y.
+        let (value, probability) = softplus_and_sigmoid(x);
+        total = total + value - x * y;
+        *g = probability - y;
+        count += 1;
+    }
     if count == 0 {
         return Err(RewardError::Empty {
             op,
             what: "no entry is labelled".into(),
         });
     }
-    let kept_logits: Vec<T> = (0..logits.len())
-        .filter(|&i| keep(i))
-        .map(|i| logits[i])
-        .collect();
-    check::each(op, "logits", &kept_logits, |x| x.is_finite(), "finite")?;
     let scale = T::c(weight) / T::c(count as f64);
-    let mut total = T::zero();
-    let mut grad_logits = vec![T::zero(); logits.len()];
-    for (i, g) in grad_logits.iter_mut().enumerate() {
-        if keep(i) {
-            let (x, y) = (logits[i], labels[i]);
-            // max(x, 0) - x y + ln(1 + e^-|x|) = softplus(x) - x y.
-            total = total + softplus(x) - x * y;
-            *g = (sigmoid(x) - y) * scale;
-        }
+    for g in &mut grad_logits {
+        *g = *g * scale;
     }
     Ok(RuleLoss {
         loss: total * scale,
@@ -135,6 +145,12 @@ mod tests {
             500.0
         );
         assert!(rule_violation_loss(&[0.0], &[1.5], None, 1.0).is_err());
+        // A NaN logit at an unlabelled entry is ignored; at a labelled one it is refused.
+        assert!(rule_violation_loss(&[f64::NAN, 0.0], &[0.0, 1.0], Some(&[0.0, 1.0]), 1.0).is_ok());
+        let message = rule_violation_loss(&[0.0, f64::NAN], &[0.0, 1.0], None, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("`logits` element 1 is NaN"), "{message}");
         assert!(rule_violation_loss(&[0.0], &[1.0], Some(&[0.0]), 1.0).is_err());
         assert!(rule_violation_loss(&[0.0], &[1.0], None, -1.0).is_err());
     }
