@@ -20,6 +20,25 @@
 //! - [`Trainer`] ([`train`], [`data`], [`schedule`], [`trainer_state`]): pretraining on packed
 //!   text and SFT with a response-only loss; AdamW/SGD, warmup + decay, clipping, accumulation,
 //!   validation, checkpoints and exact resume.
+//!
+//! What rlhf-tensor does not provide yet and this crate does on host slices
+//! (`Tensor::as_f32_slice`): the KV-cache attention ([`kv_cache`]), and cutting row chunks of the
+//! hidden states for the fused heads ([`heads`]). On a device without host views these paths
+//! return the tensor crate's error instead of a wrong answer.
+//!
+//! ```
+//! use rlhf_tensor::{Device, Rng};
+//! use rlhf_transformer::{Gpt, GptConfig, ModelInput, next_token_targets};
+//! let model = Gpt::new(GptConfig::new(16, 8, 8, 1, 2), 0, &mut Rng::new(0), Device::Cpu)?;
+//! let input = ModelInput::dense(vec![1, 2, 3, 4], 1, 4)?;
+//! let targets = next_token_targets(&input, None)?;
+//! let fwd = model.forward(&input)?;
+//! let mut grads = model.params.zeros_like()?;
+//! let loss = model.lm_loss(&fwd.hidden, &targets, Some(&mut grads))?;
+//! model.backward(&fwd, loss.dhidden.as_ref(), None, &mut grads)?;
+//! assert_eq!(loss.count, 3);
+//! # Ok::<(), rlhf_transformer::ModelError>(())
+//! ```
 
 pub mod checkpoint;
 pub mod config;
