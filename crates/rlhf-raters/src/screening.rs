@@ -143,9 +143,10 @@ pub fn normal_quantile(p: f64) -> f64 {
     }
 }
 
-/// Wilson score interval for `successes` out of `n` at coverage `confidence`.
+/// Wilson score interval for `successes` out of `n` at coverage `confidence` in (0, 1);
+/// `None` without trials or with a coverage outside (0, 1).
 pub fn wilson_interval(successes: u64, n: u64, confidence: f64) -> Option<[f64; 2]> {
-    if n == 0 {
+    if n == 0 || !(confidence > 0.0 && confidence < 1.0) {
         return None;
     }
     let z = normal_quantile(1.0 - (1.0 - confidence) / 2.0);

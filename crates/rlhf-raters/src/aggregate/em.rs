@@ -201,7 +201,12 @@ pub(crate) fn e_step(
 }
 
 /// Runs EM for `model`.
-pub fn run(set: &LabelSet, gold: Option<&Gold>, model: Model, config: &EmConfig) -> Aggregation {
+pub(crate) fn run(
+    set: &LabelSet,
+    gold: Option<&Gold>,
+    model: Model,
+    config: &EmConfig,
+) -> Aggregation {
     let k = set.n_categories();
     let n = set.n_items();
     let nr = set.n_raters();

@@ -79,7 +79,7 @@ fn e_step(
 }
 
 /// Runs GLAD.
-pub fn glad(set: &LabelSet, gold: Option<&Gold>, config: &EmConfig) -> Aggregation {
+pub(crate) fn glad(set: &LabelSet, gold: Option<&Gold>, config: &EmConfig) -> Aggregation {
     let k = set.n_categories();
     let n = set.n_items();
     let nr = set.n_raters();

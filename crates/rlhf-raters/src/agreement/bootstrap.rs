@@ -48,7 +48,7 @@ pub fn percentile_interval(samples: &[Option<f64>], confidence: f64) -> Interval
     let mut v: Vec<f64> = samples.iter().flatten().copied().collect();
     v.sort_by(f64::total_cmp);
     let q = |p: f64| -> Option<f64> {
-        if v.is_empty() {
+        if v.is_empty() || !(0.0..=1.0).contains(&p) {
             return None;
         }
         let h = p * (v.len() - 1) as f64;
