@@ -3,7 +3,7 @@
 //! `hf_parity init DIR SEED`: writes a randomly initialised tiny GPT-2 checkpoint to DIR.
 //! `hf_parity logits DIR IN.json OUT.json`: loads DIR, runs the batch in IN.json
 //! (`{"tokens": [[...]], "mask": [[0|1...]]}`, any padding side) and writes
-//! `{"shape": [B, T, V], "logits": [...]}`.
+//! `{"shape": [B, T, V], "logits": [...], "scalars": [B T K] or null}`.
 
 use std::path::Path;
 
@@ -45,7 +45,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )?;
             let fwd = model.forward(&batch)?;
             let logits = model.logits(&fwd.hidden)?;
-            let out = serde_json::json!({"shape": logits.dims(), "logits": logits.to_vec_f32()});
+            let scalars = fwd.scalars.as_ref().map(|s| s.to_vec_f32());
+            let out = serde_json::json!({
+                "shape": logits.dims(),
+                "logits": logits.to_vec_f32(),
+                "scalars": scalars,
+            });
             std::fs::write(&args[4], serde_json::to_vec(&out)?)?;
         }
         _ => {

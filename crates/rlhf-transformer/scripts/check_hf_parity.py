@@ -6,6 +6,9 @@
    match transformers' logits within 1e-4 relative (max |a-b| / max |b|).
 2. rlhf -> transformers: the Rust side writes a random checkpoint; `from_pretrained` loads it and
    its logits must match the Rust side's.
+3. A GPT2ForSequenceClassification (num_labels 1, `transformer.` prefix, `score.weight` without
+   bias) loads as a model with one scalar head whose value at each sequence's last token matches
+   transformers' pooled logit.
 
 Run by hand (not in CI), with torch and transformers in a venv outside the repo:
     python3 -m venv ~/.cache/venv-torch && ~/.cache/venv-torch/bin/pip install torch transformers
@@ -20,7 +23,7 @@ import tempfile
 
 import numpy as np
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2ForSequenceClassification, GPT2LMHeadModel
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.path.join(ROOT, "target", "release", "examples", "hf_parity")
@@ -58,7 +61,9 @@ def rust_logits(directory, tokens, mask, work):
     subprocess.run([BIN, "logits", directory, inp, out], check=True)
     with open(out) as f:
         res = json.load(f)
-    return np.array(res["logits"], dtype=np.float32).reshape(res["shape"])
+    logits = np.array(res["logits"], dtype=np.float32).reshape(res["shape"])
+    scalars = None if res.get("scalars") is None else np.array(res["scalars"], dtype=np.float32)
+    return logits, scalars
 
 
 def compare(name, ours, theirs, mask):
@@ -85,15 +90,31 @@ def main():
         hf_dir = os.path.join(work, "hf")
         model.save_pretrained(hf_dir, safe_serialization=True)
         tokens, mask = batch(config.vocab_size)
-        ok &= compare("transformers -> rlhf", rust_logits(hf_dir, tokens, mask, work),
+        ok &= compare("transformers -> rlhf", rust_logits(hf_dir, tokens, mask, work)[0],
                       hf_logits(model, tokens, mask), mask)
         # 2. rlhf -> transformers
         ours_dir = os.path.join(work, "ours")
         subprocess.run([BIN, "init", ours_dir, "5"], check=True)
         loaded = GPT2LMHeadModel.from_pretrained(ours_dir).eval()
         tokens, mask = batch(loaded.config.vocab_size)
-        ok &= compare("rlhf -> transformers", rust_logits(ours_dir, tokens, mask, work),
+        ok &= compare("rlhf -> transformers", rust_logits(ours_dir, tokens, mask, work)[0],
                       hf_logits(loaded, tokens, mask), mask)
+        # 3. a scalar head (reward-model layout)
+        config.num_labels = 1
+        config.pad_token_id = 0
+        rm = GPT2ForSequenceClassification(config).eval()
+        rm_dir = os.path.join(work, "rm")
+        rm.save_pretrained(rm_dir, safe_serialization=True)
+        tokens, mask = batch(config.vocab_size)
+        tokens = np.where(mask == 1, np.maximum(tokens, 1), 0)  # pad id 0 only at padding
+        position_ids = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
+        with torch.no_grad():
+            theirs = rm(input_ids=torch.tensor(tokens), attention_mask=torch.tensor(mask),
+                        position_ids=torch.tensor(position_ids)).logits.float().numpy()[:, 0]
+        _, scalars = rust_logits(rm_dir, tokens, mask, work)
+        ours = scalars.reshape(tokens.shape)[:, -1]  # left padding: the last token is real
+        ok &= compare("transformers score head -> rlhf", ours[:, None], theirs[:, None],
+                      np.ones((len(ours), 1)))
     sys.exit(0 if ok else 1)
 
 

@@ -36,6 +36,10 @@ struct HfConfig {
     tie_word_embeddings: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     num_labels: Option<usize>,
+    /// Written as the EOS id (GPT-2 uses one token for both), so `transformers` does not fall
+    /// back to 50256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bos_token_id: Option<u32>,
 }
 
 /// Reads `config.json` from a checkpoint directory.
@@ -150,6 +154,7 @@ pub fn save(model: &Gpt, dir: &Path) -> Result<()> {
         }]),
         tie_word_embeddings: Some(true),
         num_labels: (k > 0).then_some(k),
+        bos_token_id: model.config.eos_token_id,
     };
     let json = serde_json::to_vec_pretty(&hf).map_err(|source| ModelError::Json {
         path: dir.join(CONFIG_FILE),
