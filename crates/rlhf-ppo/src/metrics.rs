@@ -71,6 +71,8 @@ pub struct PpoMetrics {
 /// The rollout half of [`PpoMetrics`]: the objective/ entries, response length and the
 /// explained variance, from per-token kl (B, T), the sampled tokens' logp (B, T), the
 /// non-score reward (B, T), scores (B), values and returns (B, T) and the mask (B, T).
+/// `num_eos_tokens` is left 0 for the caller, who knows the tokens, to fill in; the minibatch
+/// entries come from [`MinibatchStats::write_into`].
 #[allow(clippy::too_many_arguments)]
 pub fn rollout_metrics<T: Float>(
     kl: &[T],

@@ -1,16 +1,18 @@
 //! The PPO pieces composed with rlhf-tensor's log-prob op, end to end on a 4-armed bandit: the
 //! policy is one row of logits, each PPO iteration samples a batch of arms, whitens the scores
 //! into advantages and takes `num_ppo_epochs` clipped-loss gradient steps through
-//! `token_logprobs_backward`. The chained gradient is checked against finite differences, and
+//! `token_logprobs_backward`. The chained gradient (clipped loss plus entropy bonus) is checked
+//! against finite differences, and
 //! training must put most of the probability on the best arm.
 
-use rlhf_ppo::{policy_loss, tensors, whiten};
+use rlhf_ppo::{entropy_bonus, policy_loss, tensors, whiten};
 use rlhf_tensor::ops::logprob::{token_logprobs, token_logprobs_backward};
 use rlhf_tensor::testing::{assert_close, numerical_gradient};
 use rlhf_tensor::{Device, Rng, Tensor};
 
 const ARMS: usize = 4;
 const PAYOFF: [f64; ARMS] = [0.0, 1.0, 0.2, -0.5];
+const ENTROPY_COEF: f64 = 0.1;
 
 /// The batch's logits (N, ARMS): the policy's one row repeated.
 fn batch_logits(params: &[f32], n: usize) -> Tensor {
@@ -39,7 +41,8 @@ fn sample(probabilities: &[f64], rng: &mut Rng) -> u32 {
 
 #[test]
 fn chained_gradient_matches_finite_differences() {
-    // loss(params) = policy_loss(token_logprobs(batch_logits(params))), in f64 by hand-rolled
+    // loss(params) = policy_loss(logp) + entropy_bonus(entropy), both from
+    // token_logprobs(batch_logits(params)); in f64 by hand-rolled
     // log-softmax for the finite differences, f32 through the ops for the analytic side.
     let params = [0.3f32, -0.2, 0.5, 0.1];
     let tokens = [1u32, 2, 1, 0, 3, 2];
@@ -50,9 +53,13 @@ fn chained_gradient_matches_finite_differences() {
         let max = p.iter().fold(f64::MIN, |a, &b| a.max(b));
         let lse = max + p.iter().map(|x| (x - max).exp()).sum::<f64>().ln();
         let logp: Vec<f64> = tokens.iter().map(|&t| p[t as usize] - lse).collect();
+        // Entropy of the policy at every row (the same distribution), -sum p log p.
+        let entropy: f64 = -p.iter().map(|x| (x - lse).exp() * (x - lse)).sum::<f64>();
+        let entropies = vec![entropy; tokens.len()];
         policy_loss(&logp, &old, &advantages, &mask, 0.2)
             .unwrap()
             .loss
+            + entropy_bonus(&entropies, &mask, ENTROPY_COEF).unwrap().loss
     };
     let p64: Vec<f64> = params.iter().map(|&x| x as f64).collect();
     let numeric = numerical_gradient(loss_of, &p64, 1e-6);
@@ -73,7 +80,11 @@ fn chained_gradient_matches_finite_differences() {
     )
     .unwrap();
     let d_logp = loss.grad.reshape([tokens.len()]).unwrap();
-    let dlogits = token_logprobs_backward(&logits, &tokens, 1.0, Some(&d_logp), None).unwrap();
+    let entropy = out.entropy.reshape([1, tokens.len()]).unwrap();
+    let bonus = tensors::entropy_bonus(&entropy, &as_tensor(&mask), ENTROPY_COEF).unwrap();
+    let d_entropy = bonus.grad.reshape([tokens.len()]).unwrap();
+    let dlogits =
+        token_logprobs_backward(&logits, &tokens, 1.0, Some(&d_logp), Some(&d_entropy)).unwrap();
     // Parameters are shared by every row: their gradient sums the rows.
     let rows = dlogits.to_vec_f32();
     let analytic: Vec<f64> = (0..ARMS)
