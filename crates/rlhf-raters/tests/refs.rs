@@ -440,3 +440,26 @@ fn elo_fixed_sequence() {
         }
     }
 }
+
+#[test]
+fn fleiss_per_category_kappas_of_the_diagnoses() {
+    let case = load("fleiss_1971_diagnoses_30x6");
+    let rows: Vec<Vec<Option<i64>>> = case["inputs"]["raw_ratings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|v| v.as_i64()).collect())
+        .collect();
+    let set = LabelSet::from_matrix(&rows).unwrap();
+    let r = agreement(&set, &AgreementOptions::default());
+    let got: Vec<f64> = r
+        .fleiss
+        .per_category
+        .iter()
+        .map(|c| c.value().unwrap())
+        .collect();
+    // Fleiss (1971) Table 2 / R irr::kappam.fleiss(diagnoses, detail = TRUE), 3 decimals
+    for (g, want) in got.iter().zip([0.245, 0.245, 0.520, 0.471, 0.566]) {
+        assert!((g - want).abs() < 5e-4, "{got:?}");
+    }
+}
