@@ -463,3 +463,24 @@ fn fleiss_per_category_kappas_of_the_diagnoses() {
         assert!((g - want).abs() < 5e-4, "{got:?}");
     }
 }
+
+#[test]
+fn cohen_wikipedia_yes_no_example() {
+    // en.wikipedia "Cohen's kappa", simple example: 50 proposals, A and B both yes 20, A yes B no 5,
+    // A no B yes 10, both no 15: p_o = 0.7, p_e = 0.5, kappa = 0.4.
+    let mut rows = Vec::new();
+    for (a, b, n) in [
+        ("yes", "yes", 20),
+        ("yes", "no", 5),
+        ("no", "yes", 10),
+        ("no", "no", 15),
+    ] {
+        rows.extend(std::iter::repeat_n(vec![Some(a), Some(b)], n));
+    }
+    let set = LabelSet::from_matrix(&rows).unwrap();
+    let two = agreement(&set, &AgreementOptions::default())
+        .two_raters
+        .unwrap();
+    assert!((two.percent_agreement.value().unwrap() - 0.7).abs() < 1e-12);
+    assert!((two.cohen_kappa[0].kappa.value().unwrap() - 0.4).abs() < 1e-12);
+}
