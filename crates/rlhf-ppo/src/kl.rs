@@ -224,7 +224,7 @@ mod tests {
                 &logp,
                 1e-6,
             );
-            assert_close("kl grad", &analytic, &numeric, 1e-6, 1e-8);
+            assert_close("kl grad", &analytic, &numeric, 1e-6, 1e-6);
         }
     }
 }

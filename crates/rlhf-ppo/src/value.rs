@@ -129,7 +129,7 @@ mod tests {
                 &values,
                 1e-6,
             );
-            assert_close("value grad", &out.grad_values, &numeric, 1e-5, 1e-8);
+            assert_close("value grad", &out.grad_values, &numeric, 1e-5, 1e-7);
         }
     }
 }
