@@ -146,10 +146,11 @@ pub fn sft_batch<P: AsRef<[u32]>, R: AsRef<[u32]>>(
         row.extend_from_slice(prompt);
         row.extend_from_slice(response);
         row.extend(eos_id);
-        if let Some(max_len) = max_len {
-            if prompt.len() >= max_len && row.len() > prompt.len() {
-                return Err(BatchError::NoResponseLeft { index, max_len });
-            }
+        if let Some(max_len) = max_len
+            && prompt.len() >= max_len
+            && row.len() > prompt.len()
+        {
+            return Err(BatchError::NoResponseLeft { index, max_len });
         }
         prompt_lens.push(prompt.len());
         rows.push(row);

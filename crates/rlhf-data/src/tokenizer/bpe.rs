@@ -131,10 +131,10 @@ impl BpeModel {
             // Lowest-rank adjacent pair, leftmost on ties: (rank, position, merged id).
             let mut best: Option<(u32, usize, u32)> = None;
             for (pos, pair) in symbols.windows(2).enumerate() {
-                if let Some(&(rank, merged)) = self.merge_rank.get(&(pair[0], pair[1])) {
-                    if best.is_none_or(|(best_rank, _, _)| rank < best_rank) {
-                        best = Some((rank, pos, merged));
-                    }
+                if let Some(&(rank, merged)) = self.merge_rank.get(&(pair[0], pair[1]))
+                    && best.is_none_or(|(best_rank, _, _)| rank < best_rank)
+                {
+                    best = Some((rank, pos, merged));
                 }
             }
             let Some((_, pos, merged)) = best else { break };

@@ -47,10 +47,10 @@ pub fn parse_tokenizer_json(text: &str, path: &Path) -> Result<BpeTokenizer, Tok
         .get("model")
         .and_then(Value::as_object)
         .ok_or_else(|| field_error("model", "an object"))?;
-    if let Some(kind) = model.get("type") {
-        if kind.as_str() != Some("BPE") {
-            return Err(field_error("model.type", "\"BPE\""));
-        }
+    if let Some(kind) = model.get("type")
+        && kind.as_str() != Some("BPE")
+    {
+        return Err(field_error("model.type", "\"BPE\""));
     }
 
     // Added tokens: id -> content, and which are special.
