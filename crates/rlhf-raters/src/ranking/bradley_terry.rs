@@ -133,14 +133,11 @@ pub struct BtFit {
     pub converged: bool,
 }
 
-/// Why the MLE does not exist: `None` when the "beats" graph is strongly connected.
-pub fn connectivity_problem(pc: &PairCounts) -> Option<String> {
+/// Slots of `n - 1` pairs that each have both a win and a loss and together connect every item
+/// (union-find over the two-way pairs), if such a spanning tree exists. A bootstrap replicate in
+/// which all these pairs keep a win and a loss is strongly connected.
+pub fn two_way_spanning_tree(pc: &PairCounts) -> Option<Vec<usize>> {
     let n = pc.n_items;
-    if n < 2 {
-        return Some("fewer than two items".into());
-    }
-    // Fast path: pairs with both a win and a loss are two-way edges; if they alone connect
-    // every item (union-find), the graph is strongly connected.
     let mut parent: Vec<u32> = (0..n as u32).collect();
     fn root(parent: &mut [u32], mut v: u32) -> u32 {
         while parent[v as usize] != v {
@@ -149,17 +146,31 @@ pub fn connectivity_problem(pc: &PairCounts) -> Option<String> {
         }
         v
     }
-    let mut components = n;
+    let mut tree = Vec::with_capacity(n.saturating_sub(1));
     for (s, &(i, j)) in pc.pairs.iter().enumerate() {
         if pc.wins[s] > 0.0 && pc.total[s] - pc.wins[s] > 0.0 {
             let (a, b) = (root(&mut parent, i), root(&mut parent, j));
             if a != b {
                 parent[a as usize] = b;
-                components -= 1;
+                tree.push(s);
+                if tree.len() + 1 == n {
+                    return Some(tree);
+                }
             }
         }
     }
-    if components == 1 {
+    None
+}
+
+/// Why the MLE does not exist: `None` when the "beats" graph is strongly connected.
+pub fn connectivity_problem(pc: &PairCounts) -> Option<String> {
+    let n = pc.n_items;
+    if n < 2 {
+        return Some("fewer than two items".into());
+    }
+    // Fast path: pairs with both a win and a loss are two-way edges; if they alone connect
+    // every item, the graph is strongly connected.
+    if two_way_spanning_tree(pc).is_some() {
         return None;
     }
     // Edge i -> j when i beat j at least half a time. Strongly connected iff every node is
@@ -344,6 +355,17 @@ pub fn solve(
     if let Some(problem) = connectivity_problem(pc) {
         return Err(problem);
     }
+    solve_connected(pc, config, start, chord)
+}
+
+/// [`solve`] for counts already known to be strongly connected (e.g. a bootstrap replicate that
+/// keeps the full data's [`two_way_spanning_tree`]).
+pub fn solve_connected(
+    pc: &PairCounts,
+    config: &BtConfig,
+    start: Option<&[f64]>,
+    chord: Option<&Cholesky>,
+) -> Result<(Vec<f64>, usize, bool), String> {
     let n = pc.n_items;
     let mut theta: Vec<f64> = match start {
         Some(s) => s.iter().map(|t| t - s[0]).collect(),
@@ -414,4 +436,39 @@ pub fn solve(
         }
     }
     Ok((theta, iterations, converged))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[((u32, u32), f64, f64)]) -> PairCounts {
+        PairCounts {
+            n_items: 3,
+            pairs: pairs.iter().map(|p| p.0).collect(),
+            wins: pairs.iter().map(|p| p.1).collect(),
+            total: pairs.iter().map(|p| p.2).collect(),
+        }
+    }
+
+    #[test]
+    fn connectivity_fast_path_and_full_check_agree() {
+        // a one-way cycle 0 > 1 > 2 > 0: strongly connected, but no two-way pair
+        let cycle = counts(&[((0, 1), 1.0, 1.0), ((1, 2), 1.0, 1.0), ((0, 2), 0.0, 1.0)]);
+        assert!(two_way_spanning_tree(&cycle).is_none());
+        assert!(connectivity_problem(&cycle).is_none());
+        // 0 beats everyone: not strongly connected
+        let dominant = counts(&[((0, 1), 2.0, 2.0), ((1, 2), 1.0, 2.0), ((0, 2), 1.0, 1.0)]);
+        assert!(
+            connectivity_problem(&dominant)
+                .unwrap()
+                .contains("not strongly connected")
+        );
+        assert!(fit(&dominant, &BtConfig::default(), None, None).is_err());
+        // two-way pairs spanning all items
+        let mixed = counts(&[((0, 1), 1.0, 2.0), ((1, 2), 0.5, 1.0), ((0, 2), 1.0, 1.0)]);
+        assert_eq!(two_way_spanning_tree(&mixed).unwrap().len(), 2);
+        let f = fit(&mixed, &BtConfig::default(), None, None).unwrap();
+        assert!(f.converged && f.theta.iter().all(|t| t.is_finite()));
+    }
 }

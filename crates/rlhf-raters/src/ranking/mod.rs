@@ -20,6 +20,7 @@ use crate::pairs::{Comparisons, Game, Outcome};
 use crate::rng::Rng;
 use bradley_terry::{
     BtConfig, PairCounts, fit, game_categories, information_factor, pair_counts, solve,
+    solve_connected, two_way_spanning_tree,
 };
 use elo::{EloConfig, elo_ratings};
 
@@ -275,6 +276,7 @@ pub fn bootstrap_bt(
         })
         .collect();
     let chord = information_factor(pc, theta);
+    let tree = two_way_spanning_tree(pc);
     let n_games = u32::try_from(packed.len())
         .ok()
         .filter(|_| pc.pairs.len() < (1 << 30))
@@ -308,7 +310,17 @@ pub fn bootstrap_bt(
                 wins: twice_wins.iter().map(|&w| f64::from(w) / 2.0).collect(),
                 total: total.iter().map(|&t| f64::from(t)).collect(),
             };
-            match solve(&rep, config, Some(theta), chord.as_ref()) {
+            // the full data's two-way spanning tree surviving proves strong connectivity cheaply
+            let connected = tree.as_ref().is_some_and(|t| {
+                t.iter()
+                    .all(|&s| rep.wins[s] > 0.0 && rep.wins[s] < rep.total[s])
+            });
+            let solved = if connected {
+                solve_connected(&rep, config, Some(theta), chord.as_ref())
+            } else {
+                solve(&rep, config, Some(theta), chord.as_ref())
+            };
+            match solved {
                 Ok((t, _, _)) => Ok(elo_scale(c, &t, anchor)?.into_iter().map(Some).collect()),
                 Err(_) => Ok(vec![None; pc.n_items]),
             }
