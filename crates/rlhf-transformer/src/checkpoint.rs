@@ -319,6 +319,54 @@ mod tests {
     }
 
     #[test]
+    fn unsupported_dtype_and_untied_head_name_the_tensor() {
+        let dir = tmpdir("dtype");
+        let m = model(0);
+        m.save(&dir).unwrap();
+        let mut views = Vec::new();
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = m
+            .params
+            .named()
+            .into_iter()
+            .map(|(n, t)| (n, t.dims().to_vec(), t.to_le_bytes()))
+            .collect();
+        let ids = vec![0u8; 8 * 13 * 8];
+        for (n, dims, b) in &bytes {
+            if n == "wte.weight" {
+                views.push((
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(
+                        safetensors::Dtype::I64,
+                        dims.clone(),
+                        &ids,
+                    )
+                    .unwrap(),
+                ));
+            } else {
+                views.push((
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), b)
+                        .unwrap(),
+                ));
+            }
+        }
+        fs::write(
+            dir.join(MODEL_FILE),
+            safetensors::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        let err = Gpt::load(&dir, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("wte.weight") && err.contains("I64"), "{err}");
+
+        let mut named = m.params.named();
+        let other = Tensor::zeros([13, 8], Device::Cpu).unwrap();
+        named.push(("lm_head.weight".into(), &other));
+        save_safetensors(&dir.join(MODEL_FILE), &named).unwrap();
+        let err = Gpt::load(&dir, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("lm_head.weight"), "{err}");
+    }
+
+    #[test]
     fn bad_config_names_the_field() {
         let dir = tmpdir("config");
         fs::write(
