@@ -235,9 +235,31 @@ impl Gpt {
     /// Row ranges whose logits fit in [`CHUNK_FLOATS`].
     fn chunks(&self, rows: usize) -> Vec<(usize, usize)> {
         let step = (CHUNK_FLOATS / self.config.vocab_size.max(1)).max(1);
+        #[cfg(test)]
+        let step = test_chunk_rows::get().unwrap_or(step);
         (0..rows)
             .step_by(step)
             .map(|r0| (r0, (r0 + step).min(rows)))
             .collect()
+    }
+}
+
+/// Tests force small chunks (per thread, so parallel tests do not interfere).
+#[cfg(test)]
+pub(crate) mod test_chunk_rows {
+    use std::cell::Cell;
+
+    thread_local! {
+        static ROWS: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// The forced chunk size on this thread, if any.
+    pub fn get() -> Option<usize> {
+        ROWS.with(Cell::get)
+    }
+
+    /// Forces (or, with `None`, stops forcing) the chunk size on this thread.
+    pub fn set(rows: Option<usize>) {
+        ROWS.with(|r| r.set(rows));
     }
 }

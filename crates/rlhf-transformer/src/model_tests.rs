@@ -190,3 +190,53 @@ fn out_of_range_ids_are_errors_not_panics() {
             .is_err()
     );
 }
+
+#[test]
+fn chunked_heads_equal_one_chunk() {
+    use crate::heads::test_chunk_rows;
+    let model = tiny_model(0);
+    let input = padded_input();
+    let targets = next_token_targets(&input, None).unwrap();
+    let fwd = model.forward(&input).unwrap();
+    let run = |chunk: Option<usize>| {
+        test_chunk_rows::set(chunk);
+        let mut grads = model.params.zeros_like().unwrap();
+        let ce = model
+            .lm_loss(&fwd.hidden, &targets, Some(&mut grads))
+            .unwrap();
+        let lp = model
+            .token_logprobs(&fwd.hidden, &input.tokens, 0.8)
+            .unwrap();
+        let w: Vec<f32> = (0..input.tokens.len())
+            .map(|i| i as f32 * 0.1 - 0.4)
+            .collect();
+        let dh = model
+            .token_logprobs_backward(
+                &fwd.hidden,
+                &input.tokens,
+                0.8,
+                Some(&w),
+                Some(&w),
+                &mut grads,
+            )
+            .unwrap();
+        test_chunk_rows::set(None);
+        let mut all = vec![ce.loss];
+        all.extend(ce.dhidden.unwrap().to_vec_f32());
+        all.extend(lp.logp);
+        all.extend(lp.entropy);
+        all.extend(dh.to_vec_f32());
+        all.extend(grads.wte.to_vec_f32());
+        all.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>()
+    };
+    let whole = run(None);
+    for chunk in [1, 3, 4] {
+        assert_close(
+            &format!("chunks of {chunk} rows"),
+            &run(Some(chunk)),
+            &whole,
+            1e-5,
+            1e-6,
+        );
+    }
+}
