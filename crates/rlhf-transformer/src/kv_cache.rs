@@ -49,6 +49,22 @@ impl KvCache {
         self.len
     }
 
+    /// Forgets every position from `len` on (e.g. to re-decode from a prefix); longer `len` is
+    /// an error.
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len > self.len {
+            return Err(ModelError::Input(format!(
+                "cannot truncate a KV cache of {} positions to {len}",
+                self.len
+            )));
+        }
+        for row in self.mask.chunks_mut(self.capacity) {
+            row[len..self.len].fill(false);
+        }
+        self.len = len;
+        Ok(())
+    }
+
     /// Whether nothing is cached yet.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -230,4 +246,39 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GptConfig;
+    use rlhf_tensor::{Device, Rng};
+
+    #[test]
+    fn truncate_rewinds_to_a_prefix() {
+        let model = Gpt::new(
+            GptConfig::new(9, 8, 8, 1, 2),
+            0,
+            &mut Rng::new(2),
+            Device::Cpu,
+        )
+        .unwrap();
+        let step = |cache: &mut KvCache, tok: u32, pos: u32| {
+            model
+                .forward_cached(cache, &[tok], &[true], &[pos])
+                .unwrap()
+                .to_vec_f32()
+        };
+        let mut fresh = KvCache::new(&model, 1, 8);
+        model
+            .forward_cached(&mut fresh, &[1, 2, 3], &[true; 3], &[0, 1, 2])
+            .unwrap();
+        let mut rewound = fresh.clone();
+        let want = step(&mut fresh, 5, 3);
+        step(&mut rewound, 4, 3);
+        rewound.truncate(3).unwrap();
+        assert_eq!(rewound.len(), 3);
+        assert_eq!(step(&mut rewound, 5, 3), want);
+        assert!(rewound.truncate(9).is_err());
+    }
 }
