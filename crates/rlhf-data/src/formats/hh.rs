@@ -383,7 +383,10 @@ mod tests {
             "\n\nHuman: a\n\nAssistant: x",
         );
         let err = parse_line(&longer).unwrap_err().expected;
-        assert!(err.contains("the prompts have 3 and 1 turns and agree on the first 1"), "{err}");
+        assert!(
+            err.contains("the prompts have 3 and 1 turns and agree on the first 1"),
+            "{err}"
+        );
         let ends_human = line(
             "\n\nHuman: a\n\nAssistant: b\n\nHuman: c",
             "\n\nHuman: a\n\nAssistant: b",
