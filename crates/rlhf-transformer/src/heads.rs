@@ -125,10 +125,12 @@ impl Gpt {
                     let ce = cross_entropy(&logits, chunk_targets, IGNORE_INDEX)?;
                     losses[r0..r1].copy_from_slice(ce.losses.as_f32_slice()?);
                     // The chunk's mean over chunk_count becomes a share of the mean over count.
-                    let dlogits = rlhf_tensor::ops::elementwise::scale(
-                        &ce.dlogits,
-                        grad_scale * chunk_count as f32 / count as f32,
-                    )?;
+                    let factor = grad_scale * chunk_count as f32 / count as f32;
+                    let dlogits = if factor == 1.0 {
+                        ce.dlogits // one chunk, one micro-batch: nothing to rescale
+                    } else {
+                        rlhf_tensor::ops::elementwise::scale(&ce.dlogits, factor)?
+                    };
                     let dh_chunk = self.logits_backward(&dlogits, &h_chunk, g)?;
                     dh[r0 * c..r1 * c].copy_from_slice(dh_chunk.as_f32_slice()?);
                 }
