@@ -8,10 +8,14 @@ fn run_lists_stages_and_exits_non_zero_until_the_pipeline_exists() {
         .args(["run", "--seed", "3"])
         .output()
         .expect("the rlhf binary runs");
-    assert!(!output.status.success(), "`rlhf run` must fail while stages are missing");
+    assert!(
+        !output.status.success(),
+        "`rlhf run` must fail while stages are missing"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("seed 3"), "{stderr}");
     assert!(stderr.contains("[ready  ] tensors"), "{stderr}");
+    assert!(stderr.contains("[ready  ] pretraining and SFT"), "{stderr}");
     assert!(stderr.contains("[missing] PPO"), "{stderr}");
     assert!(stderr.contains("error:"), "{stderr}");
 }

@@ -12,15 +12,22 @@ pub struct RunArgs {
     pub seed: u64,
 }
 
-/// The pipeline's stages and whether this build has them.
+/// The pipeline's stages and whether this build has them as a library and command. The reward
+/// model's and PPO's losses exist (`rlhf-reward`, `rlhf-ppo`), their trainers do not yet.
 const STAGES: &[(&str, bool)] = &[
     ("tensors (rlhf-tensor, CPU)", true),
     (
         "synthetic HHH world and simulated labelers (rlhf-data)",
-        false,
+        true,
     ),
-    ("pretraining and SFT (rlhf-transformer)", false),
-    ("rater screening and aggregation (rlhf-raters)", false),
+    (
+        "pretraining and SFT (rlhf-transformer, `rlhf train lm`)",
+        true,
+    ),
+    (
+        "rater screening and aggregation (rlhf-raters, `rlhf raters`)",
+        true,
+    ),
     ("reward model (rlhf-reward)", false),
     ("PPO with a KL penalty (rlhf-ppo)", false),
     ("evaluation against ground truth", false),
