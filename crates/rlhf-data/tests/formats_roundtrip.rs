@@ -20,6 +20,10 @@ fn safe_text() -> BoxedStrategy<String> {
         0..12,
     )
     .prop_map(|parts| parts.concat())
+    // "\n", "\n", "Human", ":" in a row spell a turn marker; keep the promise of the name.
+    .prop_filter("spells an HH turn marker", |text| {
+        !text.contains("\n\nHuman:") && !text.contains("\n\nAssistant:")
+    })
     .boxed()
 }
 
