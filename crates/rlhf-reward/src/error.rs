@@ -37,6 +37,14 @@ pub enum RewardError {
         /// What is missing, naming the group or argument.
         what: String,
     },
+    /// A reward function could not score an episode.
+    #[error("reward `{scorer}`: {message}")]
+    Scoring {
+        /// The reward function's name.
+        scorer: String,
+        /// What went wrong, naming the episode.
+        message: String,
+    },
     /// A tensor operation failed (shape, dtype or device).
     #[error(transparent)]
     Tensor(#[from] rlhf_tensor::TensorError),

@@ -17,6 +17,8 @@
 //! - [`metrics`]: pairwise accuracy, mean margin and the expected calibration error
 //!   ([`pairwise_metrics`], [`expected_calibration_error`]).
 //! - [`numerics`]: the stable softplus and sigmoid every loss is written with.
+//! - [`function`]: the [`RewardFunction`] trait PPO optimises, over [`Episode`]s (text and
+//!   tokens), and [`FnReward`] for closures.
 //! - [`RewardError`]: every refusal names the function, the argument and what was expected.
 //!
 //! ```
@@ -33,6 +35,7 @@
 
 mod check;
 mod error;
+pub mod function;
 pub mod kwise;
 pub mod metrics;
 pub mod numerics;
@@ -41,6 +44,7 @@ pub mod rules;
 pub mod tensors;
 
 pub use error::{Result, RewardError};
+pub use function::{Episode, FnReward, RewardFunction};
 pub use kwise::{KwiseLoss, kwise_loss, kwise_loss_batch};
 pub use metrics::{
     CalibrationBin, DEFAULT_ECE_BINS, PairwiseMetrics, calibration_bins,
