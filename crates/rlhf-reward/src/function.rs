@@ -98,7 +98,9 @@ mod tests {
     #[test]
     fn closure_scores_each_episode_in_order() {
         let mut reward = FnReward::new("len", |e: &Episode<'_>| Ok(e.response.len() as f32));
-        let scores = reward.score(&[episode("ab"), episode(""), episode("abc")]).unwrap();
+        let scores = reward
+            .score(&[episode("ab"), episode(""), episode("abc")])
+            .unwrap();
         assert_eq!(scores, vec![2.0, 0.0, 3.0]);
         assert_eq!(reward.name(), "len");
     }

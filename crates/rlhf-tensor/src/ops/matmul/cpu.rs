@@ -46,6 +46,17 @@ impl MatLayout {
         }
     }
 
+    /// Whether distinct (row, col) always address distinct elements: rows laid one after another
+    /// (row-major, possibly padded) or columns one after another (column-major).
+    pub fn is_one_to_one(self) -> bool {
+        let row_major = self.col_stride >= 1 && self.row_stride >= self.cols * self.col_stride;
+        let col_major = self.row_stride >= 1 && self.col_stride >= self.rows * self.row_stride;
+        self.rows <= 1 && self.col_stride >= 1
+            || self.cols <= 1 && self.row_stride >= 1
+            || row_major
+            || col_major
+    }
+
     /// How many elements a slice must hold for this view (0 for an empty matrix).
     pub fn extent(self) -> usize {
         if self.rows == 0 || self.cols == 0 {
@@ -58,6 +69,11 @@ impl MatLayout {
 
 /// `dst = lhs × rhs`, or `dst += lhs × rhs` when `accumulate`; one product, on all cores when it
 /// is large enough.
+///
+/// Parallel products split the larger of M and N into one band per thread, each band a
+/// single-threaded `gemm` call: on two cores this beats `gemm`'s own rayon split at the GPT shapes
+/// (BENCHMARKS.md, rlhf-tensor matmul), and every output element is still summed over K by one
+/// thread in one order, so results do not depend on how the bands fall.
 ///
 /// # Panics
 /// If the layouts' dimensions disagree or a view reaches past its slice (the callers in this crate
@@ -73,20 +89,115 @@ pub fn gemm_into<T: Float>(
 ) {
     let (m, k, n) = (lhs_layout.rows, lhs_layout.cols, rhs_layout.cols);
     let flops = m.saturating_mul(n).saturating_mul(k);
-    let parallelism = if flops >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 {
-        Parallelism::Rayon(0)
-    } else {
-        Parallelism::None
-    };
-    gemm_with(
-        dst,
-        dst_layout,
-        accumulate,
-        lhs,
-        lhs_layout,
-        rhs,
-        rhs_layout,
-        parallelism,
+    let threads = rayon::current_num_threads();
+    if flops < PARALLEL_MIN_FLOPS || threads == 1 || !dst_layout.is_one_to_one() {
+        gemm_with(
+            dst,
+            dst_layout,
+            accumulate,
+            lhs,
+            lhs_layout,
+            rhs,
+            rhs_layout,
+            Parallelism::None,
+        );
+        return;
+    }
+    check_views(dst, dst_layout, lhs, lhs_layout, rhs, rhs_layout);
+    if k == 0 {
+        gemm_with(
+            dst,
+            dst_layout,
+            accumulate,
+            lhs,
+            lhs_layout,
+            rhs,
+            rhs_layout,
+            Parallelism::None,
+        );
+        return;
+    }
+    let split_cols = n >= m;
+    let extent = if split_cols { n } else { m };
+    let band = extent.div_ceil(threads).next_multiple_of(BAND_ALIGN);
+    let bands = extent.div_ceil(band);
+    let dst_ptr = SharedMut(dst.as_mut_ptr());
+    (0..bands).into_par_iter().for_each(|b| {
+        let (start, len) = (b * band, band.min(extent - b * band));
+        let (mut dst_view, mut lhs_view, mut rhs_view) = (dst_layout, lhs_layout, rhs_layout);
+        let (dst_off, lhs_off, rhs_off);
+        if split_cols {
+            (dst_view.cols, rhs_view.cols) = (len, len);
+            (dst_off, lhs_off, rhs_off) = (
+                start * dst_layout.col_stride,
+                0,
+                start * rhs_layout.col_stride,
+            );
+        } else {
+            (dst_view.rows, lhs_view.rows) = (len, len);
+            (dst_off, lhs_off, rhs_off) = (
+                start * dst_layout.row_stride,
+                start * lhs_layout.row_stride,
+                0,
+            );
+        }
+        // SAFETY: the whole views lie inside their slices (checked above) and a band is a
+        // sub-view of them; `dst_layout` maps distinct (row, col) to distinct elements, so the
+        // bands' destinations are disjoint and no two threads write the same element.
+        unsafe {
+            gemm_raw(
+                dst_ptr.get().add(dst_off),
+                dst_view,
+                accumulate,
+                lhs.as_ptr().add(lhs_off),
+                lhs_view,
+                rhs.as_ptr().add(rhs_off),
+                rhs_view,
+                Parallelism::None,
+            );
+        }
+    });
+}
+
+/// Bands of a parallel product are a multiple of this many rows or columns: a multiple of every
+/// microkernel width `gemm` uses, so no band ends in a ragged tile that a whole band could avoid.
+const BAND_ALIGN: usize = 64;
+
+/// A destination pointer shared by the threads of one product, each writing its own band.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+
+// SAFETY: the threads holding copies write disjoint elements (see `gemm_into`).
+unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: as above; the pointer itself is only read.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the `Send` wrapper, not the raw field).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Asserts that the dimensions agree and every view lies inside its slice.
+fn check_views<T>(
+    dst: &[T],
+    dst_layout: MatLayout,
+    lhs: &[T],
+    lhs_layout: MatLayout,
+    rhs: &[T],
+    rhs_layout: MatLayout,
+) {
+    let (m, k, n) = (lhs_layout.rows, lhs_layout.cols, rhs_layout.cols);
+    assert!(
+        rhs_layout.rows == k && dst_layout.rows == m && dst_layout.cols == n,
+        "gemm: (m, k) x (k, n) -> (m, n) violated: lhs {lhs_layout:?}, rhs {rhs_layout:?}, dst {dst_layout:?}"
+    );
+    assert!(
+        dst_layout.extent() <= dst.len()
+            && lhs_layout.extent() <= lhs.len()
+            && rhs_layout.extent() <= rhs.len(),
+        "gemm: a view reaches past its slice"
     );
 }
 
@@ -101,17 +212,8 @@ fn gemm_with<T: Float>(
     rhs_layout: MatLayout,
     parallelism: Parallelism,
 ) {
+    check_views(dst, dst_layout, lhs, lhs_layout, rhs, rhs_layout);
     let (m, k, n) = (lhs_layout.rows, lhs_layout.cols, rhs_layout.cols);
-    assert!(
-        rhs_layout.rows == k && dst_layout.rows == m && dst_layout.cols == n,
-        "gemm: (m, k) x (k, n) -> (m, n) violated: lhs {lhs_layout:?}, rhs {rhs_layout:?}, dst {dst_layout:?}"
-    );
-    assert!(
-        dst_layout.extent() <= dst.len()
-            && lhs_layout.extent() <= lhs.len()
-            && rhs_layout.extent() <= rhs.len(),
-        "gemm: a view reaches past its slice"
-    );
     if m == 0 || n == 0 {
         return;
     }
@@ -125,21 +227,53 @@ fn gemm_with<T: Float>(
         }
         return;
     }
-    // SAFETY: the dimensions agree and every view lies inside its slice (both asserted above);
-    // `dst` is borrowed mutably, so it aliases neither operand.
+    // SAFETY: the dimensions agree and every view lies inside its slice (checked above); `dst`
+    // is borrowed mutably, so it aliases neither operand.
+    unsafe {
+        gemm_raw(
+            dst.as_mut_ptr(),
+            dst_layout,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_layout,
+            rhs.as_ptr(),
+            rhs_layout,
+            parallelism,
+        );
+    }
+}
+
+/// The `gemm` call on raw views.
+///
+/// # Safety
+/// The views' dimensions agree, each view lies inside the memory its pointer addresses, `dst`
+/// aliases neither operand, and no other thread touches the elements of `dst`'s view.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Float>(
+    dst: *mut T,
+    dst_layout: MatLayout,
+    accumulate: bool,
+    lhs: *const T,
+    lhs_layout: MatLayout,
+    rhs: *const T,
+    rhs_layout: MatLayout,
+    parallelism: Parallelism,
+) {
+    let (m, k, n) = (lhs_layout.rows, lhs_layout.cols, rhs_layout.cols);
+    // SAFETY: the caller's contract is `gemm::gemm`'s.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             dst_layout.col_stride as isize,
             dst_layout.row_stride as isize,
             accumulate,
-            lhs.as_ptr(),
+            lhs,
             lhs_layout.col_stride as isize,
             lhs_layout.row_stride as isize,
-            rhs.as_ptr(),
+            rhs,
             rhs_layout.col_stride as isize,
             rhs_layout.row_stride as isize,
             T::one(),

@@ -215,3 +215,54 @@ fn tensor_backward_shapes_follow_operands() {
     let wrong = t(&[0.0; 6], &[2, 3]);
     assert!(matmul_backward(&wrong, &a, &b, false, spec).is_err());
 }
+
+#[test]
+fn banded_parallel_gemm_matches_a_naive_product_in_both_split_directions() {
+    use super::cpu::{MatLayout, gemm_into};
+    // (m, k, n): wide (bands over columns) and tall (bands over rows), ragged last band each;
+    // the destination written transposed and accumulated into, so every stride is exercised.
+    for (m, k, n) in [(70, 65, 200), (200, 65, 70)] {
+        let lhs = random_values(3, m * k)
+            .iter()
+            .map(|&v| v as f32)
+            .collect::<Vec<_>>();
+        let rhs = random_values(4, k * n)
+            .iter()
+            .map(|&v| v as f32)
+            .collect::<Vec<_>>();
+        let start = random_values(5, m * n)
+            .iter()
+            .map(|&v| v as f32)
+            .collect::<Vec<_>>();
+        let mut dst = start.clone();
+        let dst_layout = MatLayout::row_major(n, m).t(); // (m, n) stored column-major
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            gemm_into(
+                &mut dst,
+                dst_layout,
+                true,
+                &lhs,
+                MatLayout::row_major(m, k),
+                &rhs,
+                MatLayout::row_major(k, n),
+            )
+        });
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| f64::from(lhs[i * k + p]) * f64::from(rhs[p * n + j]))
+                    .sum();
+                let want = f64::from(start[j * m + i]) + dot;
+                let got = f64::from(dst[j * m + i]);
+                assert!(
+                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "({i}, {j}): {got} vs {want}"
+                );
+            }
+        }
+    }
+}
