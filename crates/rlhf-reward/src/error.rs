@@ -1,7 +1,7 @@
 //! The crate's error type: every failure names the function, the argument and what was expected.
 
 /// Why a reward-model loss or metric refused its inputs.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RewardError {
     /// An argument's length does not match the others (e.g. rejected rewards against chosen).
     #[error("{op}: `{field}` has {found} elements, expected {expected}")]
@@ -48,6 +48,57 @@ pub enum RewardError {
     /// A tensor operation failed (shape, dtype or device).
     #[error(transparent)]
     Tensor(#[from] rlhf_tensor::TensorError),
+    /// The transformer refused an input, a checkpoint or a config.
+    #[error(transparent)]
+    Model(#[from] rlhf_transformer::ModelError),
+    /// A data file could not be read (file, line and field named).
+    #[error(transparent)]
+    Data(#[from] rlhf_data::DataError),
+    /// A setting is out of its domain.
+    #[error("reward config: `{field}`: {message}")]
+    Config {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A record or an example cannot be used, naming where it came from.
+    #[error("{0}")]
+    Input(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A JSON file is malformed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The parser's message, with line and column.
+        source: serde_json::Error,
+    },
+}
+
+impl RewardError {
+    /// A config error on `field`.
+    pub fn config(field: &'static str, message: impl Into<String>) -> RewardError {
+        RewardError::Config {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> RewardError {
+        RewardError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// Result of a reward-model computation.

@@ -1,13 +1,11 @@
 //! # rlhf-reward
 //!
-//! Reward models learned from human preferences. This part holds the losses and batch metrics,
-//! as public functions that return their value and the gradient with respect to their inputs
-//! (the scalar-head rewards, the rule-head logits; DESIGN.md decision 1). The reward model
-//! itself, its training, normalisation, the `RewardFunction` trait and the CLI come with the
-//! rest of the reward-model issue, on top of the transformer's scalar heads.
+//! Reward models learned from human preferences, and the reward functions PPO optimises.
+//! Losses return their value and the gradient with respect to their inputs (DESIGN.md
+//! decision 1); the model backpropagates them through its heads and the transformer trunk.
 //!
-//! Parts (kernels are generic over [`rlhf_tensor::Float`] on slices, so the tests run in f64;
-//! [`tensors`] wraps them for f32 [`rlhf_tensor::Tensor`]s):
+//! Parts. The losses and metrics (kernels generic over [`rlhf_tensor::Float`] on slices, so the
+//! tests run in f64; [`tensors`] wraps them for f32 [`rlhf_tensor::Tensor`]s):
 //! - [`pairwise`]: Bradley–Terry with optional per-pair margins (Llama 2) and the centering
 //!   term ([`bradley_terry_loss`], [`centering_loss`]).
 //! - [`kwise`]: the InstructGPT K-wise ranking loss with ties ([`kwise_loss`],
@@ -17,9 +15,31 @@
 //! - [`metrics`]: pairwise accuracy, mean margin and the expected calibration error
 //!   ([`pairwise_metrics`], [`expected_calibration_error`]).
 //! - [`numerics`]: the stable softplus and sigmoid every loss is written with.
+//!
+//! The model and its training:
+//! - [`model`]: [`RewardModel`], a GPT-2 trunk with a reward head and R rule heads read at the
+//!   EOS, initialised from an SFT checkpoint, saved as an HF GPT-2 directory.
+//! - [`batch`]: [`Comparison`] (one prompt's K responses, ranks, pairs, rule labels) and
+//!   [`RewardBatch`] (each response forwarded once).
+//! - [`dataset`]: [`PreferenceBuilder`], from any `rlhf-data` record or file to comparisons.
+//! - [`objective`]: the combined loss ([`ObjectiveConfig`]) and [`objective_step`] through the
+//!   model.
+//! - [`train`] and [`train_state`]: [`RewardTrainer`] with validation each epoch, atomic
+//!   checkpoints and exact resume.
+//! - [`eval`]: accuracy, loss, margin, ECE (both orientations), per source and per K, the
+//!   length baseline ([`EvalReport`]).
+//! - [`normalise`]: the bias (and optional gain) that centres reference rewards, folded into
+//!   the head.
+//! - [`pipeline`]: [`train_reward_model`], the whole stage in one call, for `rlhf run`.
+//!
+//! Reward functions:
 //! - [`function`]: the [`RewardFunction`] trait PPO optimises, over [`Episode`]s (text and
 //!   tokens), and [`FnReward`] for closures.
-//! - [`RewardError`]: every refusal names the function, the argument and what was expected.
+//! - [`rewards`]: [`ModelReward`] (a learned model), [`RuleBasedReward`] (penalties for broken
+//!   rules, the world's included), [`CriteriaReward`] (weighted ground-truth criteria) and
+//!   [`WeightedReward`].
+//! - [`RewardError`]: every refusal names the function, the argument or the record and what was
+//!   expected.
 //!
 //! ```
 //! use rlhf_reward::{bradley_terry_loss, centering_loss, pairwise_metrics, DEFAULT_ECE_BINS};
@@ -33,22 +53,45 @@
 //! # Ok::<(), rlhf_reward::RewardError>(())
 //! ```
 
+pub mod batch;
 mod check;
+pub mod dataset;
 mod error;
+pub mod eval;
 pub mod function;
 pub mod kwise;
 pub mod metrics;
+pub mod model;
+pub mod normalise;
 pub mod numerics;
+pub mod objective;
 pub mod pairwise;
+pub mod pipeline;
+pub mod rewards;
 pub mod rules;
 pub mod tensors;
+pub mod train;
+pub mod train_state;
+#[cfg(test)]
+mod train_tests;
 
+pub use batch::{Comparison, ComparisonPair, RewardBatch};
+pub use dataset::{BuildStats, PreferenceBuilder, PreferenceData, RuleColumns};
 pub use error::{Result, RewardError};
+pub use eval::{EvalReport, PairStats};
 pub use function::{Episode, FnReward, RewardFunction};
 pub use kwise::{KwiseLoss, kwise_loss, kwise_loss_batch};
 pub use metrics::{
     CalibrationBin, DEFAULT_ECE_BINS, PairwiseMetrics, calibration_bins,
     expected_calibration_error, pairwise_metrics,
 };
+pub use model::{Normalisation, RewardModel, SequenceConfig};
+pub use normalise::{NormaliseConfig, NormaliseReport};
+pub use objective::{ObjectiveConfig, PreferenceLoss, objective_step};
 pub use pairwise::{PairwiseLoss, bradley_terry_loss, centering_loss};
+pub use pipeline::{RewardStageConfig, TrainedReward, train_reward_model};
+pub use rewards::{
+    CriteriaReward, FnRule, ModelReward, RuleBasedReward, RuleCheck, WeightedReward, WorldRules,
+};
 pub use rules::{RuleLoss, rule_violation_loss};
+pub use train::{RewardEvent, RewardStepLog, RewardTrainConfig, RewardTrainer};

@@ -1,0 +1,367 @@
+//! The training objective: a preference loss (Bradley–Terry, with margins, or InstructGPT
+//! K-wise), the optional centering term, and the rule-violation auxiliary with its weight,
+//! evaluated on a [`RewardBatch`]'s rewards and rule logits; and the step that runs it through
+//! the model: forward, loss, backward through the heads and the trunk.
+//!
+//! - `bt`: mean over every pair of the batch of softplus(-(r_b - r_w)).
+//! - `margin`: the same with the pair's margin, softplus(-(r_b - r_w - m)).
+//! - `kwise`: the mean over comparisons of (sum of its pairs' losses / its pair count), so a
+//!   prompt weighs the same whatever its K (InstructGPT); pairwise records are K = 2.
+//! - centering: c mean over pairs of (r_b + r_w)², added when c > 0.
+//! - rules: w mean over labelled (response, rule) entries of the logits' cross-entropy.
+
+use rlhf_transformer::GptParams;
+use serde::{Deserialize, Serialize};
+
+use crate::batch::RewardBatch;
+use crate::model::RewardModel;
+use crate::{
+    Result, RewardError, bradley_terry_loss, centering_loss, kwise_loss_batch, rule_violation_loss,
+};
+
+/// Which preference loss trains the reward head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreferenceLoss {
+    /// Bradley–Terry on every pair.
+    Bt,
+    /// Bradley–Terry with the data's per-pair margins (Llama 2).
+    Margin,
+    /// InstructGPT's K-wise loss: each comparison's pairs averaged, then comparisons averaged.
+    #[default]
+    Kwise,
+}
+
+impl PreferenceLoss {
+    /// The name used on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PreferenceLoss::Bt => "bt",
+            PreferenceLoss::Margin => "margin",
+            PreferenceLoss::Kwise => "kwise",
+        }
+    }
+}
+
+/// The objective's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectiveConfig {
+    /// The preference loss.
+    pub loss: PreferenceLoss,
+    /// Coefficient c of the centering term (0: none; TRL suggests 0.01).
+    pub centering: f64,
+    /// Weight w of the rule-violation auxiliary (used when the model has rule heads).
+    pub rule_weight: f64,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        ObjectiveConfig {
+            loss: PreferenceLoss::Kwise,
+            centering: 0.0,
+            rule_weight: 0.5,
+        }
+    }
+}
+
+/// The objective's value, its parts and its gradients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveValue {
+    /// preference + centering + rule loss.
+    pub loss: f32,
+    /// The preference loss (0 when the batch has no pair).
+    pub preference: f32,
+    /// The centering term.
+    pub centering: f32,
+    /// The weighted rule loss (0 without labels).
+    pub rules: f32,
+    /// Pairs in the batch.
+    pub pairs: usize,
+    /// d loss / d reward. (N)
+    pub d_rewards: Vec<f32>,
+    /// d loss / d rule logit, row-major (N, R); empty when the rule term is off.
+    pub d_rule_logits: Vec<f32>,
+}
+
+impl ObjectiveConfig {
+    /// Checks the coefficients.
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("centering", self.centering),
+            ("rule_weight", self.rule_weight),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(RewardError::config(
+                    field,
+                    format!("{v}: expected a finite number >= 0"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The objective on rewards (N) and rule logits (N, R) of `batch`'s rows.
+    pub fn evaluate(
+        &self,
+        batch: &RewardBatch<'_>,
+        rewards: &[f32],
+        rule_logits: &[f32],
+    ) -> Result<ObjectiveValue> {
+        let n = batch.rows.len();
+        crate::check::len("objective", "rewards", rewards.len(), n)?;
+        crate::check::len(
+            "objective",
+            "rule_logits",
+            rule_logits.len(),
+            n * batch.n_rules,
+        )?;
+        let pairs = batch.pairs();
+        let mut d_rewards = vec![0.0f32; n];
+        let (mut preference, mut centering) = (0.0f32, 0.0f32);
+        if !pairs.is_empty() {
+            let chosen: Vec<f32> = pairs.iter().map(|p| rewards[p.0]).collect();
+            let rejected: Vec<f32> = pairs.iter().map(|p| rewards[p.1]).collect();
+            match self.loss {
+                PreferenceLoss::Bt | PreferenceLoss::Margin => {
+                    let margins: Vec<f32> = pairs.iter().map(|p| p.2).collect();
+                    let margins = (self.loss == PreferenceLoss::Margin).then_some(&margins[..]);
+                    let out = bradley_terry_loss(&chosen, &rejected, margins)?;
+                    preference = out.loss;
+                    scatter(&mut d_rewards, &pairs, &out.grad_chosen, &out.grad_rejected);
+                }
+                PreferenceLoss::Kwise => {
+                    preference = self.kwise(batch, rewards, &mut d_rewards)?;
+                }
+            }
+            if self.centering > 0.0 {
+                let out = centering_loss(&chosen, &rejected, self.centering)?;
+                centering = out.loss;
+                scatter(&mut d_rewards, &pairs, &out.grad_chosen, &out.grad_rejected);
+            }
+        }
+        let (mut rules, mut d_rule_logits) = (0.0f32, Vec::new());
+        if self.rule_weight > 0.0 && batch.has_rule_labels() {
+            let out = rule_violation_loss(
+                rule_logits,
+                &batch.rule_labels,
+                Some(&batch.rule_mask),
+                self.rule_weight,
+            )?;
+            rules = out.loss;
+            d_rule_logits = out.grad_logits;
+        }
+        Ok(ObjectiveValue {
+            loss: preference + centering + rules,
+            preference,
+            centering,
+            rules,
+            pairs: pairs.len(),
+            d_rewards,
+            d_rule_logits,
+        })
+    }
+
+    /// The K-wise loss over the comparisons that hold pairs, gradients added into `d_rewards`.
+    fn kwise(
+        &self,
+        batch: &RewardBatch<'_>,
+        rewards: &[f32],
+        d_rewards: &mut [f32],
+    ) -> Result<f32> {
+        let (mut flat, mut ranks, mut sizes, mut rows) = (vec![], vec![], vec![], vec![]);
+        for (c, &o) in batch.comparisons.iter().zip(&batch.offsets) {
+            if c.pairs.is_empty() {
+                continue;
+            }
+            sizes.push(c.k());
+            for i in 0..c.k() {
+                flat.push(rewards[o + i]);
+                ranks.push(c.ranks[i]);
+                rows.push(o + i);
+            }
+        }
+        let out = kwise_loss_batch(&flat, &ranks, &sizes)?;
+        for (&row, &g) in rows.iter().zip(&out.grad) {
+            d_rewards[row] += g;
+        }
+        Ok(out.loss)
+    }
+}
+
+fn scatter(d: &mut [f32], pairs: &[(usize, usize, f32)], d_chosen: &[f32], d_rejected: &[f32]) {
+    for ((p, &gc), &gr) in pairs.iter().zip(d_chosen).zip(d_rejected) {
+        d[p.0] += gc;
+        d[p.1] += gr;
+    }
+}
+
+/// Runs the objective through the model: forward on `batch`'s rows, the objective, and, with
+/// `grads`, the backward through heads and trunk with every gradient times `grad_scale` (a
+/// micro-batch's share of an accumulated step). Returns the objective and the rewards.
+pub fn objective_step(
+    model: &RewardModel,
+    config: &ObjectiveConfig,
+    batch: &RewardBatch<'_>,
+    grads: Option<&mut GptParams>,
+    grad_scale: f32,
+) -> Result<(ObjectiveValue, Vec<f32>)> {
+    if batch.n_rules != model.n_rules() {
+        return Err(RewardError::Input(format!(
+            "the batch has {} rule columns, the model {} rule heads",
+            batch.n_rules,
+            model.n_rules()
+        )));
+    }
+    let forward = model.forward(&batch.rows)?;
+    let value = config.evaluate(batch, &forward.rewards, &forward.rule_logits)?;
+    if let Some(grads) = grads {
+        let scale = |v: &[f32]| v.iter().map(|&g| g * grad_scale).collect::<Vec<f32>>();
+        let d_rules = (!value.d_rule_logits.is_empty()).then(|| scale(&value.d_rule_logits));
+        model.backward(
+            &forward,
+            &scale(&value.d_rewards),
+            d_rules.as_deref(),
+            grads,
+        )?;
+    }
+    Ok((value, forward.rewards))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::ranked;
+    use crate::model::{RewardModel, SequenceConfig};
+    use rlhf_tensor::testing::{assert_close, numerical_gradient};
+    use rlhf_tensor::{Device, Rng, Tensor};
+    use rlhf_transformer::{Gpt, GptConfig};
+
+    #[test]
+    fn losses_agree_with_the_kernels_and_gradients_with_finite_differences() {
+        let (mut a, b) = (ranked(2, 0, "s"), ranked(3, 0, "s"));
+        a.pairs[0].margin = 0.5;
+        let batch = RewardBatch::new(&[&a, &b], 0).unwrap();
+        let rewards = [0.3f32, -0.2, 1.0, 0.1, 0.4];
+        for loss in [
+            PreferenceLoss::Bt,
+            PreferenceLoss::Margin,
+            PreferenceLoss::Kwise,
+        ] {
+            let config = ObjectiveConfig {
+                loss,
+                centering: 0.05,
+                rule_weight: 0.0,
+            };
+            let out = config.evaluate(&batch, &rewards, &[]).unwrap();
+            let f = |r: &[f64]| {
+                let r: Vec<f32> = r.iter().map(|&x| x as f32).collect();
+                f64::from(config.evaluate(&batch, &r, &[]).unwrap().loss)
+            };
+            let x: Vec<f64> = rewards.iter().map(|&r| f64::from(r)).collect();
+            let numeric = numerical_gradient(f, &x, 1e-3);
+            let analytic: Vec<f64> = out.d_rewards.iter().map(|&g| f64::from(g)).collect();
+            assert_close(loss.name(), &analytic, &numeric, 2e-3, 1e-4);
+            assert_eq!(out.pairs, 4);
+        }
+        // K-wise = mean over the two prompts; BT = mean over the four pairs.
+        let kw = ObjectiveConfig {
+            centering: 0.0,
+            ..ObjectiveConfig::default()
+        };
+        let bt = ObjectiveConfig {
+            loss: PreferenceLoss::Bt,
+            ..kw.clone()
+        };
+        let sp = |d: f32| (1.0 + (-d).exp()).ln();
+        let p = [sp(0.5), sp(0.9), sp(0.6), sp(-0.3)];
+        let kwise = kw.evaluate(&batch, &rewards, &[]).unwrap().loss;
+        assert!((kwise - (p[0] + (p[1] + p[2] + p[3]) / 3.0) / 2.0).abs() < 1e-6);
+        let pairwise = bt.evaluate(&batch, &rewards, &[]).unwrap().loss;
+        assert!((pairwise - p.iter().sum::<f32>() / 4.0).abs() < 1e-6);
+    }
+
+    /// A tiny reward model with large random weights so no gradient is near zero.
+    fn noisy_model(rules: usize) -> RewardModel {
+        let mut rng = Rng::new(5);
+        let mut gpt = Gpt::new(GptConfig::new(12, 8, 8, 2, 2), 0, &mut rng, Device::Cpu).unwrap();
+        for (name, t) in gpt.params.named_mut() {
+            let noise = Tensor::randn(t.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            if name.contains("ln_") {
+                t.add_assign(&noise).unwrap();
+            } else {
+                *t = noise;
+            }
+        }
+        let sequence = SequenceConfig {
+            eos_token_id: 10,
+            pad_token_id: 11,
+            max_len: 8,
+        };
+        let rules = (0..rules).map(|i| format!("r{i}")).collect();
+        let mut model = RewardModel::from_sft(gpt, rules, sequence, &mut rng).unwrap();
+        let score = model.gpt.params.score.as_mut().unwrap();
+        score.bias = Tensor::randn(score.bias.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+        model
+    }
+
+    #[test]
+    fn whole_objective_gradient_through_the_model_matches_finite_differences() {
+        let model = noisy_model(2);
+        let mut a = ranked(3, 2, "s");
+        a.rows = vec![vec![1, 4, 2, 10], vec![1, 4, 10], vec![3, 5, 7, 9, 10]];
+        a.rule_mask[1] = 0.0;
+        let mut b = ranked(2, 0, "s");
+        b.rows = vec![vec![2, 2, 10], vec![6, 1, 8, 10]];
+        let batch = RewardBatch::new(&[&a, &b], 2).unwrap();
+        let config = ObjectiveConfig {
+            loss: PreferenceLoss::Kwise,
+            centering: 0.1,
+            rule_weight: 0.7,
+        };
+        let mut grads = model.gpt.params.zeros_like().unwrap();
+        let (value, _) = objective_step(&model, &config, &batch, Some(&mut grads), 1.0).unwrap();
+        assert!(value.rules > 0.0 && value.centering > 0.0 && value.pairs == 4);
+        let loss = |m: &RewardModel| {
+            f64::from(
+                objective_step(m, &config, &batch, None, 1.0)
+                    .unwrap()
+                    .0
+                    .loss,
+            )
+        };
+        let h = 5e-3f32;
+        let names: Vec<String> = model
+            .gpt
+            .params
+            .named()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for (k, name) in names.iter().enumerate() {
+            let numel = model.gpt.params.named()[k].1.numel();
+            let probes: Vec<usize> = (0..numel).step_by((numel / 4).max(1)).take(5).collect();
+            let analytic: Vec<f64> = probes
+                .iter()
+                .map(|&i| f64::from(grads.named()[k].1.to_vec_f32()[i]))
+                .collect();
+            let numeric: Vec<f64> = probes
+                .iter()
+                .map(|&i| {
+                    let mut probe = model.clone();
+                    let mut at = |delta: f32| {
+                        probe.gpt.params.named_mut()[k]
+                            .1
+                            .as_f32_slice_mut()
+                            .unwrap()[i] += delta;
+                        loss(&probe)
+                    };
+                    let up = at(h);
+                    let down = at(-2.0 * h);
+                    (up - down) / (2.0 * f64::from(h))
+                })
+                .collect();
+            assert_close(name, &analytic, &numeric, 3e-2, 2e-3);
+        }
+    }
+}

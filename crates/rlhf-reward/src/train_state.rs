@@ -1,0 +1,179 @@
+//! The reward trainer's checkpoint beside the model (DESIGN.md decision 6):
+//! `trainer_state.safetensors` (optimizer moments named `exp_avg.{param}`, `exp_avg_sq.{param}`
+//! or `momentum.{param}`) and `trainer_state.json` (step, data order, cursor, RNG, optimizer
+//! step count, config, history). Both are written atomically.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use rlhf_tensor::{Rng, RngState, Tensor};
+use rlhf_transformer::files::{load_safetensors, save_safetensors, write_atomic};
+use serde::{Deserialize, Serialize};
+
+use crate::eval::EvalReport;
+use crate::train::{Optimizer, RewardStepLog, RewardTrainConfig, RewardTrainer};
+use crate::{Result, RewardError};
+
+/// The trainer-state JSON file.
+pub const STATE_JSON: &str = "trainer_state.json";
+/// The trainer-state tensors file.
+pub const STATE_TENSORS: &str = "trainer_state.safetensors";
+
+/// Where training stands, but for the tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps completed.
+    pub step: u64,
+    /// The current epoch's comparison order.
+    pub order: Vec<usize>,
+    /// Position in `order`.
+    pub cursor: usize,
+    /// The data-order generator.
+    pub rng: RngState,
+    /// The optimizer's own step count (bias correction).
+    pub optimizer_step: u64,
+    /// Training comparisons the run was started on (0 before the first step).
+    pub examples: usize,
+    /// The settings the run was started with.
+    pub config: RewardTrainConfig,
+    /// Every step's record.
+    pub history: Vec<RewardStepLog>,
+    /// The validation report of every finished epoch.
+    pub validation: Vec<EvalReport>,
+}
+
+impl TrainerState {
+    /// The state before the first step.
+    pub fn fresh(config: &RewardTrainConfig) -> TrainerState {
+        TrainerState {
+            step: 0,
+            order: Vec::new(),
+            cursor: 0,
+            rng: Rng::new(config.seed).state(),
+            optimizer_step: 0,
+            examples: 0,
+            config: config.clone(),
+            history: Vec::new(),
+            validation: Vec::new(),
+        }
+    }
+}
+
+/// Writes the trainer state of `trainer` into `dir` (the model is saved by the caller).
+pub(crate) fn save(trainer: &RewardTrainer, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| RewardError::io(dir, e))?;
+    let names: Vec<String> = trainer
+        .model
+        .gpt
+        .params
+        .named()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut tensors: Vec<(String, &Tensor)> = Vec::new();
+    let mut state = trainer.state.clone();
+    match &trainer.optimizer {
+        Optimizer::Adamw(o) => {
+            state.optimizer_step = o.step;
+            for (name, (m, v)) in names.iter().zip(o.exp_avg.iter().zip(&o.exp_avg_sq)) {
+                tensors.push((format!("exp_avg.{name}"), m));
+                tensors.push((format!("exp_avg_sq.{name}"), v));
+            }
+        }
+        Optimizer::Sgd(o) => {
+            state.optimizer_step = o.step;
+            for (name, m) in names.iter().zip(&o.momentum_buffers) {
+                tensors.push((format!("momentum.{name}"), m));
+            }
+        }
+    }
+    save_safetensors(&dir.join(STATE_TENSORS), &tensors)?;
+    let path = dir.join(STATE_JSON);
+    let json = serde_json::to_vec_pretty(&state).map_err(|source| RewardError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    write_atomic(&path, &json)?;
+    Ok(())
+}
+
+/// Restores the state saved in `dir` into `trainer`, whose model is already loaded from `dir`.
+pub(crate) fn load(trainer: &mut RewardTrainer, dir: &Path) -> Result<()> {
+    let path = dir.join(STATE_JSON);
+    let text = fs::read_to_string(&path).map_err(|e| RewardError::io(&path, e))?;
+    let state: TrainerState = serde_json::from_str(&text).map_err(|source| RewardError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    let mut comparable = trainer.config.clone();
+    comparable.epochs = state.config.epochs;
+    comparable.save_every = state.config.save_every;
+    if comparable != state.config {
+        return Err(RewardError::config(
+            "train config",
+            format!(
+                "{}: the run was started with other settings ({:?}); only epochs and save_every may change",
+                path.display(),
+                state.config
+            ),
+        ));
+    }
+    let tensors_path = dir.join(STATE_TENSORS);
+    let mut found: BTreeMap<String, Tensor> =
+        load_safetensors(&tensors_path, trainer.model.device())?
+            .into_iter()
+            .collect();
+    let params: Vec<(String, Vec<usize>)> = trainer
+        .model
+        .gpt
+        .params
+        .named()
+        .into_iter()
+        .map(|(n, t)| (n, t.dims().to_vec()))
+        .collect();
+    let has_momentum = found.keys().any(|k| k.starts_with("momentum."));
+    let mut take = |prefix: &str| -> Result<Vec<Tensor>> {
+        params
+            .iter()
+            .map(|(name, dims)| {
+                let key = format!("{prefix}.{name}");
+                let bad = |reason: String| {
+                    RewardError::Input(format!(
+                        "{}: tensor `{key}`: {reason}",
+                        tensors_path.display()
+                    ))
+                };
+                let t = found.remove(&key).ok_or_else(|| bad("missing".into()))?;
+                if t.dims() != dims.as_slice() {
+                    return Err(bad(format!("shape {}, expected {dims:?}", t.shape())));
+                }
+                Ok(t)
+            })
+            .collect()
+    };
+    match &mut trainer.optimizer {
+        Optimizer::Adamw(o) => {
+            o.step = state.optimizer_step;
+            if o.step > 0 {
+                o.exp_avg = take("exp_avg")?;
+                o.exp_avg_sq = take("exp_avg_sq")?;
+            }
+        }
+        Optimizer::Sgd(o) => {
+            o.step = state.optimizer_step;
+            if o.step > 0 && has_momentum {
+                o.momentum_buffers = take("momentum")?;
+            }
+        }
+    }
+    if let Some(name) = found.keys().next() {
+        return Err(RewardError::Input(format!(
+            "{}: tensor `{name}` does not belong to this optimizer",
+            tensors_path.display()
+        )));
+    }
+    trainer.state = state;
+    trainer.state.config = trainer.config.clone();
+    Ok(())
+}
