@@ -1,12 +1,27 @@
 //! # rlhf-ppo
 //!
 //! PPO for language models, after OpenAI's lm-human-preferences and the "N+ implementation
-//! details of RLHF with PPO" recipe that TRL follows. This part holds the math, as public
-//! functions that return their value and the gradient with respect to their inputs (DESIGN.md
-//! decision 1); the rollout, the trainer, checkpoints and the CLI come with the rest of the
-//! PPO issue, once the transformer's generation is wired in.
+//! details of RLHF with PPO" recipe that TRL follows: the math, as public functions that return
+//! their value and the gradient with respect to their inputs (DESIGN.md decision 1), and the
+//! trainer built on them and on `rlhf-transformer` (KV-cache generation, the fused log-prob
+//! path, scalar heads) with any [`rlhf_reward::RewardFunction`].
 //!
-//! Parts (kernels are generic over [`rlhf_tensor::Float`] on flat (B, T) row-major slices, so
+//! The trainer's parts:
+//! - [`config`]: [`PpoConfig`] under TRL's names and defaults, TOML-loadable, validated.
+//! - [`sequences`]: the query-response layout and the row plumbing between (B, T, C)
+//!   activations and (B, R) response tensors.
+//! - [`rollout`]: sampling, truncation after the stop token, policy/reference log-probs and
+//!   values, scoring, and the reward layout with GAE ([`compute_advantages`]).
+//! - [`loss`]: one micro-batch's PPO loss (policy, value, entropy) and the PPO-ptx term through
+//!   the models, with their backward.
+//! - [`trainer`]: [`PpoTrainer`] (epochs x minibatches, accumulation, clipping, the non-finite
+//!   guard, the KL controller, [`StepRecord`] metrics).
+//! - [`checkpoint`]: atomic checkpoints and exact resume; `metrics.jsonl`.
+//! - [`eval`]: mean score, KL to the reference and pretraining loss on held-out prompts.
+//! - [`run`]: [`train_ppo`], the one call from typed inputs; [`progress`]: an indicatif bar.
+//! - [`TrainError`]: the trainer's errors.
+//!
+//! The math's parts (kernels are generic over [`rlhf_tensor::Float`] on flat (B, T) row-major slices, so
 //! the tests run in f64; [`tensors`] wraps them for f32 [`rlhf_tensor::Tensor`]s):
 //! - [`stats`]: [`masked_mean`], [`masked_var`] (Bessel's correction as TRL's default),
 //!   [`whiten`] (population variance), [`masked_whiten`], [`explained_variance`].
@@ -42,26 +57,42 @@
 
 pub mod bonus;
 mod check;
+pub mod checkpoint;
+pub mod config;
 pub mod controller;
 mod error;
+pub mod eval;
 pub mod gae;
 pub mod kl;
+pub mod loss;
 pub mod metrics;
 pub mod policy;
+pub mod progress;
 pub mod rewards;
+pub mod rollout;
+pub mod run;
+pub mod sequences;
 pub mod stats;
 pub mod tensors;
+mod train_error;
+pub mod trainer;
 pub mod value;
 
 pub use bonus::{MeanTerm, entropy_bonus, ptx_term};
+pub use config::{CriticKind, PpoConfig};
 pub use controller::KlController;
 pub use error::{PpoError, Result};
+pub use eval::{EvalReport, evaluate};
 pub use gae::{Gae, gae};
 pub use kl::{KlEstimator, KlSpec, per_token_kl, per_token_kl_backward};
 pub use metrics::{MinibatchStats, PpoMetrics, rollout_metrics};
 pub use policy::{PolicyLoss, policy_loss};
 pub use rewards::{PenalisedRewards, penalised_rewards};
+pub use rollout::{Advantages, Decode, PpoPrompt, SampleSpec, Timing, compute_advantages};
+pub use run::{PpoOutcome, train_ppo};
 pub use stats::{explained_variance, masked_mean, masked_var, masked_whiten, whiten};
+pub use train_error::{TrainError, TrainResult};
+pub use trainer::{PpoEvent, PpoSetup, PpoTrainer, StepRecord};
 pub use value::{ValueLoss, value_loss};
 
 #[cfg(test)]

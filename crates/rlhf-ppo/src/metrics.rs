@@ -154,6 +154,23 @@ impl MinibatchStats {
         self.ptx = Some((sum + ptx_loss, n + 1));
     }
 
+    /// Adds every minibatch pushed into `other` (the trainer keeps an update's statistics
+    /// apart until the update is known to be finite).
+    pub fn merge(&mut self, other: &MinibatchStats) {
+        self.count += other.count;
+        self.approxkl += other.approxkl;
+        self.policy_clipfrac += other.policy_clipfrac;
+        self.entropy += other.entropy;
+        self.policy_loss += other.policy_loss;
+        self.value_loss += other.value_loss;
+        self.value_clipfrac += other.value_clipfrac;
+        self.ratio += other.ratio;
+        if let Some((sum, n)) = other.ptx {
+            let (s0, n0) = self.ptx.unwrap_or((0.0, 0));
+            self.ptx = Some((s0 + sum, n0 + n));
+        }
+    }
+
     /// Writes the averages into the minibatch entries of `metrics` (nothing if none was pushed).
     pub fn write_into(&self, metrics: &mut PpoMetrics) {
         if self.count > 0 {
