@@ -16,3 +16,5 @@ pub use rlhf_raters as raters;
 pub use rlhf_reward as reward;
 pub use rlhf_tensor as tensor;
 pub use rlhf_transformer as transformer;
+
+pub mod pipeline;

@@ -1,31 +1,330 @@
-//! End-to-end: `rlhf run` reports the stages that exist and fails until the pipeline is complete.
+//! End-to-end: `rlhf run` on the micro preset (every existing stage, exit code 3 naming the
+//! missing ones), resume after an interruption giving identical results, bad configs failing
+//! before training with the field named, the per-stage commands, and `--help` everywhere.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rlhf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .args(args)
+        .output()
+        .expect("the rlhf binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlhf-cli-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 #[test]
-fn run_lists_stages_and_exits_non_zero_until_the_pipeline_exists() {
-    let output = Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args(["run", "--seed", "3"])
-        .output()
-        .expect("the rlhf binary runs");
+fn micro_run_writes_everything_and_names_the_missing_stages() {
+    let dir = temp_dir("micro");
+    let out = rlhf(&[
+        "run",
+        "--preset",
+        "micro",
+        "--quiet",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        !output.status.success(),
-        "`rlhf run` must fail while stages are missing"
+        stderr.contains("reward_model") && stderr.contains("ppo"),
+        "{stderr}"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("seed 3"), "{stderr}");
-    assert!(stderr.contains("[ready  ] tensors"), "{stderr}");
-    assert!(stderr.contains("[ready  ] pretraining and SFT"), "{stderr}");
-    assert!(stderr.contains("[missing] PPO"), "{stderr}");
-    assert!(stderr.contains("error:"), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("--json prints one JSON object");
+    for policy in ["base", "sft"] {
+        let p = &summary["policies"][policy];
+        for key in [
+            "helpful",
+            "honest",
+            "harmless",
+            "total",
+            "kl_to_sft",
+            "pretrain_loss",
+            "refusal_rate",
+            "idk_rate",
+        ] {
+            assert!(p.get(key).is_some(), "{policy} lacks {key}: {p}");
+        }
+    }
+    assert_eq!(summary["policies"]["sft"]["kl_to_sft"], 0.0);
+    assert!(summary["reward_model"]["accuracy"].is_null());
+    assert_eq!(
+        summary["missing_stages"],
+        serde_json::json!(["reward_model", "ppo"])
+    );
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&read(&dir.join("summary.json"))).unwrap();
+    assert_eq!(on_disk, summary);
+    for file in [
+        "config.toml",
+        "tokenizer.json",
+        "models/base/model.safetensors",
+        "models/sft/config.json",
+        "models/sft/tokenizer.json",
+        "labels/feedback.jsonl",
+        "raters/report.json",
+        "preferences.jsonl",
+        "eval/sft.jsonl",
+        "metrics.jsonl",
+        "report.md",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let report = text(&read(&dir.join("report.md")));
+    assert!(
+        report.contains("## 5. Raters") && report.contains("## Acceptance"),
+        "{report}"
+    );
+    let metrics = text(&read(&dir.join("metrics.jsonl")));
+    for stage in ["world", "pretrain", "sft", "label", "raters", "eval"] {
+        assert!(
+            metrics.contains(&format!("\"stage\":\"{stage}\"")),
+            "no {stage} metrics"
+        );
+    }
+    // The preference dataset is rlhf-data native JSONL: rankings and rule labels per prompt.
+    let prefs = text(&read(&dir.join("preferences.jsonl")));
+    assert!(prefs.lines().any(|l| l.contains("\"kind\":\"ranking\"")));
+    assert!(
+        prefs
+            .lines()
+            .any(|l| l.contains("\"kind\":\"rule_violations\""))
+    );
+    // The effective config reruns as --config.
+    let again = temp_dir("micro-again");
+    let cfg = dir.join("config.toml");
+    let out = rlhf(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--json",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        read(&again.join("summary.json")),
+        read(&dir.join("summary.json"))
+    );
+    // A second run into the same directory is refused.
+    let out = rlhf(&[
+        "run",
+        "--preset",
+        "micro",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--resume"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&again);
+}
+
+#[test]
+fn resume_after_an_interruption_gives_identical_results() {
+    let whole = temp_dir("whole");
+    let out = rlhf(&[
+        "run",
+        "--preset",
+        "micro",
+        "--seed",
+        "7",
+        "--quiet",
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    for halt in ["pretrain@6", "sft@4", "label"] {
+        let cut = temp_dir(&format!("cut-{}", halt.replace('@', "-")));
+        let out = rlhf(&[
+            "run",
+            "--preset",
+            "micro",
+            "--seed",
+            "7",
+            "--quiet",
+            "--out",
+            cut.to_str().unwrap(),
+            "--halt-after",
+            halt,
+        ]);
+        assert_eq!(out.status.code(), Some(4), "{halt}: {}", text(&out.stderr));
+        assert!(
+            !cut.join("summary.json").exists(),
+            "{halt}: the run went on"
+        );
+        let out = rlhf(&["run", "--resume", cut.to_str().unwrap(), "--quiet"]);
+        assert_eq!(out.status.code(), Some(3), "{halt}: {}", text(&out.stderr));
+        for file in [
+            "summary.json",
+            "models/sft/model.safetensors",
+            "preferences.jsonl",
+            "eval/base.jsonl",
+            "metrics/pretrain.jsonl",
+        ] {
+            assert_eq!(
+                read(&cut.join(file)),
+                read(&whole.join(file)),
+                "{halt}: {file} differs after resume"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&cut);
+    }
+    let _ = std::fs::remove_dir_all(&whole);
+}
+
+#[test]
+fn bad_configs_fail_before_training_naming_the_field() {
+    let dir = temp_dir("bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, field) in [
+        ("[pretrain]\nstepz = 3\n", "pretrain.stepz"),
+        ("[sft]\nlr = -1.0\n", "sft.lr"),
+        ("[model]\nn_embd = 30\nn_head = 4\n", "model.n_head"),
+        ("[world]\ncomply_rate = 3.0\n", "comply_rate"),
+        ("[labels]\nk = \"four\"\n", "k"),
+    ] {
+        let cfg = dir.join("bad.toml");
+        std::fs::write(&cfg, body).unwrap();
+        let run_dir = dir.join("run");
+        let out = rlhf(&[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            run_dir.to_str().unwrap(),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{body}: {stderr}");
+        assert!(stderr.contains(field), "{body}: {stderr}");
+        assert!(
+            !run_dir.exists(),
+            "{body}: a run directory was made before the config was checked"
+        );
+    }
+    let out = rlhf(&["run", "--config", "/nonexistent/run.toml"]);
+    assert!(text(&out.stderr).contains("/nonexistent/run.toml"));
+    let out = rlhf(&[
+        "run",
+        "--preset",
+        "micro",
+        "--device",
+        "cuda",
+        "--out",
+        dir.join("gpu").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--device cuda"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn print_config_is_the_effective_toml() {
+    let out = rlhf(&["run", "--preset", "micro", "--seed", "9", "--print-config"]);
+    assert!(out.status.success());
+    let config = text(&out.stdout);
+    assert!(
+        config.contains("seed = 9") && config.contains("[world]") && config.contains("[ppo]"),
+        "{config}"
+    );
+}
+
+#[test]
+fn stage_commands_share_the_run_directory() {
+    let dir = temp_dir("stages");
+    let d = dir.to_str().unwrap();
+    let out = rlhf(&["sft", "--run", d, "--quiet"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("config.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = rlhf(&["pretrain", "--preset", "micro", "--quiet", "--out", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = rlhf(&["label", "--run", d, "--quiet"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("sft"), "{}", text(&out.stderr));
+    // A user's demonstrations replace the world's.
+    let demos = dir.join("my_demos.jsonl");
+    let line =
+        r#"{"prompt": "\n\nHuman: What is 1 plus 1?\n\nAssistant:", "response": "1 plus 1 is 2."}"#;
+    std::fs::write(&demos, format!("{line}\n{line}\n{line}\n")).unwrap();
+    let out = rlhf(&[
+        "sft",
+        "--run",
+        d,
+        "--quiet",
+        "--data",
+        demos.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = rlhf(&["label", "--run", d, "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sft_dir = format!("mine={}", dir.join("models/sft").display());
+    let out = rlhf(&[
+        "eval", "--run", d, "--quiet", "--json", "--policy", &sft_dir,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["policy_order"],
+        serde_json::json!(["base", "sft", "mine"])
+    );
+    assert_eq!(
+        summary["policies"]["mine"]["total"],
+        summary["policies"]["sft"]["total"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        "run", "pretrain", "sft", "label", "eval", "raters", "data", "train", "model", "generate",
+    ] {
+        let out = rlhf(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub} --help failed");
+        assert!(
+            text(&out.stdout).contains("Usage"),
+            "{sub}: {}",
+            text(&out.stdout)
+        );
+    }
+    let out = rlhf(&["--help"]);
+    for sub in ["run", "pretrain", "sft", "label", "eval"] {
+        assert!(text(&out.stdout).contains(sub), "{sub} missing from --help");
+    }
 }
 
 #[test]
 fn unknown_subcommands_are_usage_errors() {
-    let output = Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .arg("frobnicate")
-        .output()
-        .expect("the rlhf binary runs");
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("frobnicate"));
+    let out = rlhf(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("frobnicate"));
 }

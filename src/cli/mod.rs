@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch. Parts:
 //! - `run`: the whole pipeline (`rlhf run`);
+//! - `stages`: its stages alone (`rlhf pretrain`, `rlhf sft`, `rlhf label`, `rlhf eval`);
 //! - `raters`: rater statistics (`rlhf raters ...`);
 //! - `data`: feedback datasets (`rlhf data ...`);
 //! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`).
@@ -8,6 +9,7 @@ mod data;
 mod lm;
 mod raters;
 mod run;
+mod stages;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,14 @@ struct Cli {
 enum Command {
     /// Run the whole RLHF pipeline: pretrain, SFT, labels, reward model, PPO, evaluation.
     Run(run::RunArgs),
+    /// Pipeline stage 1-2: build the world, train the tokenizer and pretrain the base model.
+    Pretrain(stages::PretrainArgs),
+    /// Pipeline stage 3: fine-tune the base model on demonstrations.
+    Sft(stages::SftArgs),
+    /// Pipeline stages 4-5: sample, label, screen raters, build the preference dataset.
+    Label(stages::LabelArgs),
+    /// Pipeline stage 8: evaluate every policy against the ground truth; summary and report.
+    Eval(stages::EvalArgs),
     /// Rater-quality statistics: agreement, screening, aggregation, ranking.
     Raters(raters::RatersArgs),
     /// Human-feedback datasets: validate, describe, convert.
@@ -42,6 +52,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
+        Command::Pretrain(args) => stages::execute_pretrain(args),
+        Command::Sft(args) => stages::execute_sft(args),
+        Command::Label(args) => stages::execute_label(args),
+        Command::Eval(args) => stages::execute_eval(args),
         Command::Raters(args) => raters::execute(args),
         Command::Data(args) => data::execute(args),
         Command::Train(args) => lm::execute_train(args),

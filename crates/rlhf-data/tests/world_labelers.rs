@@ -186,6 +186,31 @@ fn labels_are_seeded_and_independent_of_order() {
 }
 
 #[test]
+fn gold_prompts_are_distinct_when_rl_prompts_repeat() {
+    // 4 held-out entities x 3 attributes: the RL draw repeats unanswerable prompts.
+    let w = World::new(WorldConfig {
+        held_out_entities: 4,
+        rl_prompts: 400,
+        gold_prompts: 200,
+        ..WorldConfig::small()
+    })
+    .unwrap();
+    let mut distinct: Vec<&str> = w.rl_prompts.iter().map(|p| p.id.as_str()).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() < w.rl_prompts.len(),
+        "the RL prompts should repeat"
+    );
+    let gold = w.gold_set().unwrap();
+    let mut ids: Vec<&str> = gold.tasks.iter().map(|t| t.item_id.as_str()).collect();
+    assert_eq!(ids.len(), distinct.len().min(200));
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), gold.tasks.len(), "a gold prompt repeats");
+}
+
+#[test]
 fn gold_labels_are_the_truth() {
     let gold = world().gold_set().unwrap();
     assert_eq!(gold.tasks.len(), world().config.gold_prompts);

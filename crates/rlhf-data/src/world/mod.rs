@@ -283,9 +283,15 @@ impl World {
     /// each, labeled with the truth (rankings, pairs, rule flags, question answers).
     pub fn gold_set(&self) -> Result<GoldSet, WorldError> {
         let mut rng = stream_rng(self.config.seed, "gold");
-        let mut pool = self.rl_prompts.clone();
+        // RL prompts repeat once a class runs out: keep each prompt once (first occurrence).
+        let mut seen = HashSet::new();
+        let mut pool: Vec<WorldPrompt> = self
+            .rl_prompts
+            .iter()
+            .filter(|p| seen.insert(p.id.as_str()))
+            .cloned()
+            .collect();
         shuffle(&mut rng, &mut pool);
-        pool.dedup_by(|a, b| a.id == b.id);
         let researchers = LabelerKind::Researcher.profile("researchers");
         let mut tasks = Vec::new();
         let mut labels = Vec::new();
