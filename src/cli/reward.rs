@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use rlhf_data::formats::Format;
 use rlhf_data::tokenizer::{AnyTokenizer, BpeTokenizer, Gpt2Tokenizer, Tokenizer};
+use rlhf_data::validate::Policy;
 use rlhf_reward::eval::evaluate;
 use rlhf_reward::normalise::normalise;
 use rlhf_reward::{
@@ -70,6 +71,9 @@ struct TrainArgs {
     /// Read every file in this format instead of detecting it.
     #[arg(long)]
     format: Option<String>,
+    /// Leave out invalid records (counted in the report) instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
     /// Where the model goes (checkpoints and trainer state under OUT/training).
     #[arg(long)]
     out: PathBuf,
@@ -131,6 +135,9 @@ struct ScoreArgs {
     data: Vec<PathBuf>,
     #[arg(long)]
     format: Option<String>,
+    /// Leave out invalid records (counted in the report) instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
     #[arg(long)]
     tokenizer: Option<PathBuf>,
     /// Comparisons per forward.
@@ -183,7 +190,7 @@ fn format(name: Option<&str>) -> anyhow::Result<Option<Format>> {
 /// Reads `files` into comparisons.
 fn read(
     files: &[PathBuf],
-    format: Option<Format>,
+    (format, policy): (Option<Format>, Policy),
     tok: &AnyTokenizer,
     sequence: &SequenceConfig,
     rules: RuleColumns,
@@ -191,7 +198,7 @@ fn read(
     let mut builder = PreferenceBuilder::new(tok, sequence.clone(), rules);
     for file in files {
         builder
-            .add_file(file, format)
+            .add_file(file, format, policy)
             .with_context(|| format!("reading {}", file.display()))?;
     }
     let data = builder.build()?;
@@ -225,7 +232,12 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .or(args.resume.as_deref())
         .context("give --init DIR or --resume DIR")?;
     let (tok, tok_path) = tokenizer(args.tokenizer.as_deref(), model_dir)?;
-    let format = format(args.format.as_deref())?;
+    let policy = if args.skip_invalid {
+        Policy::Skip
+    } else {
+        Policy::FailFast
+    };
+    let format = (format(args.format.as_deref())?, policy);
     let config = RewardTrainConfig {
         objective: ObjectiveConfig {
             loss: match args.loss {
@@ -383,7 +395,12 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("loading {}", args.model.display()))?;
     let (tok, _) = tokenizer(args.tokenizer.as_deref(), &args.model)?;
     check_vocab(&tok, &model.gpt)?;
-    let format = format(args.format.as_deref())?;
+    let policy = if args.skip_invalid {
+        Policy::Skip
+    } else {
+        Policy::FailFast
+    };
+    let format = (format(args.format.as_deref())?, policy);
     let rules = if model.head.rules.is_empty() {
         RuleColumns::Off
     } else {
