@@ -8,6 +8,7 @@
 mod data;
 mod lm;
 mod raters;
+mod reward;
 mod run;
 mod stages;
 
@@ -45,6 +46,8 @@ enum Command {
     Model(lm::ModelArgs),
     /// Continue prompts with a GPT-2 model (KV cache; greedy, temperature, top-k, top-p).
     Generate(lm::GenerateArgs),
+    /// Reward models: `rlhf reward train` (from an SFT checkpoint), `rlhf reward score`.
+    Reward(reward::RewardArgs),
 }
 
 /// Parses the command line, runs the command, and reports any error with its full context.
@@ -61,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => lm::execute_train(args),
         Command::Model(args) => lm::execute_model(args),
         Command::Generate(args) => lm::execute_generate(args),
+        Command::Reward(args) => reward::execute(args),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@ use rlhf_data::formats::item_id::prompt_item_id;
 use rlhf_data::formats::{FeedbackReader, Format};
 use rlhf_data::records::{Feedback, Prompt, Role, RuleViolations};
 use rlhf_data::tokenizer::Tokenizer;
+use rlhf_data::validate::{Checked, Policy};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Comparison, ComparisonPair};
@@ -75,6 +76,10 @@ pub struct BuildStats {
     pub ignored: BTreeMap<String, usize>,
     /// Rows cut to `max_len`.
     pub truncated_rows: usize,
+    /// Invalid records left out under [`Policy::Skip`].
+    pub skipped_invalid: u64,
+    /// The first of those errors, with file, line and field.
+    pub first_skipped: Vec<String>,
 }
 
 /// The training examples and the rule heads they label.
@@ -192,20 +197,39 @@ impl<'t> PreferenceBuilder<'t> {
     }
 
     /// Adds every record of a file (format detected unless given); the source is the file
-    /// name. Returns the number of records read; the first bad record is an error naming the
-    /// file, line and field.
-    pub fn add_file(&mut self, path: &Path, format: Option<Format>) -> Result<usize> {
+    /// name. Returns the number of records used. Under [`Policy::FailFast`] the first bad
+    /// record is an error naming the file, line and field; under [`Policy::Skip`] bad records
+    /// are left out and counted in [`BuildStats::skipped_invalid`].
+    pub fn add_file(
+        &mut self,
+        path: &Path,
+        format: Option<Format>,
+        policy: Policy,
+    ) -> Result<usize> {
         let source = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
         let mut count = 0;
-        for located in FeedbackReader::open(path, format)? {
+        let mut checked = Checked::new(FeedbackReader::open(path, format)?, policy);
+        for located in checked.by_ref() {
             let located = located?;
             self.add(&located.record, &source).map_err(|e| {
                 RewardError::Input(format!("{}:{}: {e}", path.display(), located.line))
             })?;
             count += 1;
+        }
+        let report = checked.into_report();
+        if policy == Policy::Skip {
+            self.stats.skipped_invalid += report.invalid;
+            let room = 5usize.saturating_sub(self.stats.first_skipped.len());
+            self.stats.first_skipped.extend(
+                report
+                    .first_errors
+                    .iter()
+                    .take(room)
+                    .map(ToString::to_string),
+            );
         }
         Ok(count)
     }
@@ -421,8 +445,20 @@ mod tests {
         )
         .unwrap();
         let mut b = PreferenceBuilder::new(&tok, sequence(), RuleColumns::Off);
-        let err = b.add_file(&hh, None).unwrap_err().to_string();
+        let err = b
+            .add_file(&hh, None, Policy::FailFast)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hh.jsonl:2"), "{err}");
+        let mut b = PreferenceBuilder::new(&tok, sequence(), RuleColumns::Off);
+        assert_eq!(b.add_file(&hh, None, Policy::Skip).unwrap(), 1);
+        let data = b.build().unwrap();
+        assert_eq!(data.stats.skipped_invalid, 1);
+        assert!(
+            data.stats.first_skipped[0].contains("hh.jsonl:2"),
+            "{:?}",
+            data.stats
+        );
         let trl = dir.join("trl.jsonl");
         std::fs::write(
             &trl,
@@ -430,7 +466,7 @@ mod tests {
         )
         .unwrap();
         let mut b = PreferenceBuilder::new(&tok, sequence(), RuleColumns::Off);
-        assert_eq!(b.add_file(&trl, None).unwrap(), 1);
+        assert_eq!(b.add_file(&trl, None, Policy::FailFast).unwrap(), 1);
         let data = b.build().unwrap();
         assert_eq!(data.comparisons[0].source, "trl.jsonl");
         assert_eq!(data.comparisons[0].pairs[0].margin, 2.0);

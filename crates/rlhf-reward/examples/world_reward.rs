@@ -1,0 +1,319 @@
+//! The issue's acceptance experiment on the synthetic HHH world: reward models trained on
+//! labels from screened raters and from all raters, measured against the ground-truth
+//! preference on held-out prompts.
+//!
+//! 1. The world (seeded) gives a corpus, demonstrations, RL prompts and disjoint eval prompts.
+//! 2. The SFT trunk: `--sft DIR` (an HF GPT-2 directory with its `tokenizer.json`), or, by
+//!    default, a BPE tokenizer trained on the corpus and a tiny GPT-2 pretrained on it and
+//!    fine-tuned on the demonstrations here (saved under the output directory).
+//! 3. Simulated labelers (experts, average, careless, random, adversarial, length-biased) rank
+//!    K candidate responses per RL prompt and flag rule violations, `--per-task` labelers each.
+//! 4. Screening, as InstructGPT did: every labeler labels the researchers' gold set; a labeler
+//!    is kept when the lower end of the 95% Wilson interval of its agreement with the gold
+//!    pairwise preferences is at least `--min-agreement`.
+//! 5. Two reward models, same seed and settings (K-wise loss + rule auxiliary): one on the kept
+//!    labelers' records, one on everyone's. Each is evaluated on the eval prompts' candidates
+//!    ranked by the ground truth (accuracy per prompt class, and the length baseline).
+//!
+//! ```text
+//! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
+//! ```
+//! Prints one JSON object with both reports.
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rlhf_data::records::{Feedback, Prompt, Ranking};
+use rlhf_data::tokenizer::{BpeTokenizer, BpeTrainerConfig, Tokenizer, train_bpe};
+use rlhf_data::world::{LabelTask, LabelerKind, World, WorldConfig, WorldPrompt};
+use rlhf_raters::screening::wilson_interval;
+use rlhf_reward::dataset::{render_prompt, response_text};
+use rlhf_reward::eval::evaluate;
+use rlhf_reward::{
+    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardStageConfig, RewardTrainConfig,
+    RuleColumns, train_reward_model,
+};
+use rlhf_tensor::{Device, Rng};
+use rlhf_transformer::{Example, Gpt, GptConfig, TrainConfig, Trainer, pack};
+use serde_json::json;
+
+struct Args {
+    out: PathBuf,
+    sft: Option<PathBuf>,
+    seed: u64,
+    k: usize,
+    per_task: usize,
+    pretrain_steps: u64,
+    sft_steps: u64,
+    epochs: usize,
+    lr: f32,
+    min_agreement: f64,
+}
+
+fn parse_args() -> Result<Args, Box<dyn Error>> {
+    let mut args = Args {
+        out: PathBuf::from("target/world-reward"),
+        sft: None,
+        seed: 0,
+        k: 4,
+        per_task: 3,
+        pretrain_steps: 300,
+        sft_steps: 60,
+        epochs: 2,
+        lr: 3e-4,
+        min_agreement: 0.75,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--out" => args.out = value()?.into(),
+            "--sft" => args.sft = Some(value()?.into()),
+            "--seed" => args.seed = value()?.parse()?,
+            "--k" => args.k = value()?.parse()?,
+            "--per-task" => args.per_task = value()?.parse()?,
+            "--pretrain-steps" => args.pretrain_steps = value()?.parse()?,
+            "--sft-steps" => args.sft_steps = value()?.parse()?,
+            "--epochs" => args.epochs = value()?.parse()?,
+            "--lr" => args.lr = value()?.parse()?,
+            "--min-agreement" => args.min_agreement = value()?.parse()?,
+            other => return Err(format!("unknown flag {other}").into()),
+        }
+    }
+    Ok(args)
+}
+
+/// Tokens of a prompt and a response in the reward model's convention.
+fn encode(tok: &dyn Tokenizer, question: &str, response: &str) -> (Vec<u32>, Vec<u32>) {
+    let prompt = tok.encode(&render_prompt(&Prompt::user(question)));
+    let mut reply = tok.encode(&response_text(response));
+    reply.push(tok.eos_id());
+    (prompt, reply)
+}
+
+/// A tokenizer and a tiny GPT-2 pretrained on the corpus and fine-tuned on the demonstrations.
+fn build_sft(world: &World, args: &Args, dir: &Path) -> Result<(), Box<dyn Error>> {
+    let started = Instant::now();
+    let tok = train_bpe(
+        world.corpus_texts(),
+        &BpeTrainerConfig {
+            vocab_size: 512,
+            min_frequency: 2,
+        },
+    )?;
+    let mut config = GptConfig::new(tok.vocab_size(), 64, 64, 2, 4);
+    config.eos_token_id = Some(tok.eos_id());
+    config.pad_token_id = Some(tok.pad_id());
+    let gpt = Gpt::new(config, 0, &mut Rng::new(args.seed), Device::Cpu)?;
+    let mut stream = Vec::new();
+    for text in world.corpus_texts() {
+        stream.extend(tok.encode(text));
+        stream.push(tok.eos_id());
+    }
+    let windows = pack(&stream, 64)?;
+    let mut train = TrainConfig::new(1e-3, args.pretrain_steps, 64);
+    train.batch_size = 16;
+    train.warmup_steps = 20;
+    train.pad_token_id = tok.pad_id();
+    train.seed = args.seed;
+    let mut trainer = Trainer::new(gpt, train)?;
+    trainer.fit(&windows, &[], None, &mut |_| {})?;
+    let pretrain_loss = trainer.history().last().map_or(0.0, |s| s.loss);
+    let demos: Vec<Example> = world
+        .demonstrations
+        .iter()
+        .map(|d| {
+            let (p, r) = encode(&tok, &d.prompt.text, &d.response);
+            Example::sft(&p, &r, true)
+        })
+        .collect();
+    let mut sft = TrainConfig::new(3e-4, args.sft_steps, 64);
+    sft.batch_size = 16;
+    sft.pad_token_id = tok.pad_id();
+    sft.seed = args.seed;
+    let mut trainer = Trainer::new(trainer.model, sft)?;
+    trainer.fit(&demos, &[], None, &mut |_| {})?;
+    trainer.model.save(dir)?;
+    tok.save(dir.join("tokenizer.json"))?;
+    eprintln!(
+        "SFT model in {}: pretrain loss {pretrain_loss:.3} after {} steps, SFT loss {:.3}, {:.0} s",
+        dir.display(),
+        args.pretrain_steps,
+        trainer.history().last().map_or(0.0, |s| s.loss),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// K candidates per prompt as labelling tasks.
+fn tasks(world: &World, prompts: &[WorldPrompt], k: usize, stream: &str) -> Vec<LabelTask> {
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| LabelTask {
+            item_id: format!("{stream}-{i}-{}", p.id),
+            prompt: p.render(),
+            responses: world.candidate_responses(p, k, stream),
+        })
+        .collect()
+}
+
+/// Share of the researchers' strict pairwise preferences a ranking orders the same way.
+fn agreement(truth: &Ranking, labels: &Ranking) -> (u64, u64) {
+    let label_ranks = labels.ranks();
+    let mut same = 0;
+    let pairs = truth.pairs();
+    for p in &pairs {
+        if label_ranks[p.better] < label_ranks[p.worse] {
+            same += 1;
+        }
+    }
+    (same, pairs.len() as u64)
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let args = parse_args()?;
+    std::fs::create_dir_all(&args.out)?;
+    let world = World::new(WorldConfig {
+        seed: args.seed,
+        ..WorldConfig::default()
+    })?;
+    let sft_dir = match &args.sft {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = args.out.join("sft");
+            build_sft(&world, &args, &dir)?;
+            dir
+        }
+    };
+    let tok = BpeTokenizer::load(sft_dir.join("tokenizer.json"))?;
+
+    // Screening on the gold set.
+    let gold = world.gold_set()?;
+    let mut kept = Vec::new();
+    let mut screening = Vec::new();
+    for labeler in &world.labelers {
+        let (mut same, mut total) = (0, 0);
+        for (task, truth) in gold.tasks.iter().zip(&gold.labels) {
+            let out = world.label(labeler, task)?;
+            let (s, t) = agreement(&truth.ranking, &out.ranking);
+            same += s;
+            total += t;
+        }
+        let [lower, _] = wilson_interval(same, total, 0.95).unwrap_or([0.0, 1.0]);
+        let keep = lower >= args.min_agreement;
+        if keep {
+            kept.push(labeler.id.clone());
+        }
+        screening.push(
+            json!({"labeler": labeler.id, "agreement": same as f64 / total.max(1) as f64,
+            "wilson_lower": lower, "kept": keep}),
+        );
+    }
+
+    // Labels on the RL prompts.
+    let train_tasks = tasks(&world, &world.rl_prompts, args.k, "rm");
+    let labels = world.label_tasks(&train_tasks, args.per_task)?;
+    let mut everyone: Vec<Feedback> = Vec::new();
+    let mut screened: Vec<Feedback> = Vec::new();
+    for (_, labeler, output) in labels {
+        let records = vec![output.ranking.into(), output.violations.into()];
+        if kept.contains(&labeler) {
+            screened.extend(records.iter().cloned());
+        }
+        everyone.extend(records);
+    }
+
+    // The ground-truth test set on the held-out eval prompts, sourced by prompt class.
+    let test_tasks = tasks(&world, &world.eval_prompts, args.k, "test");
+    let researchers = LabelerKind::Researcher.profile("truth");
+    let sft = Gpt::load(&sft_dir, Device::Cpu)?;
+    let sequence = rlhf_reward::SequenceConfig {
+        eos_token_id: tok.eos_id(),
+        pad_token_id: tok.pad_id(),
+        max_len: sft.config.n_positions,
+    };
+    let mut builder = PreferenceBuilder::new(&tok, sequence, RuleColumns::Off);
+    for (task, prompt) in test_tasks.iter().zip(&world.eval_prompts) {
+        let truth = world.label(&researchers, task)?;
+        if truth.ranking.tiers.len() < 2 {
+            continue; // every candidate equally good: no preference to test
+        }
+        let class = format!("{:?}", prompt.kind.class()).to_lowercase();
+        builder.add(&truth.ranking.into(), &class)?;
+    }
+    let test = builder.build()?.comparisons;
+
+    let config = RewardStageConfig {
+        train: RewardTrainConfig {
+            objective: ObjectiveConfig {
+                loss: PreferenceLoss::Kwise,
+                centering: 0.0,
+                rule_weight: 0.5,
+            },
+            lr: args.lr,
+            epochs: args.epochs,
+            batch_size: 16,
+            eval_batch_size: 32,
+            warmup_steps: 10,
+            seed: args.seed,
+            ..RewardTrainConfig::default()
+        },
+        ..RewardStageConfig::default()
+    };
+    let references: Vec<(Prompt, String)> = world
+        .demonstrations
+        .iter()
+        .map(|d| (Prompt::user(d.prompt.text.clone()), d.response.clone()))
+        .collect();
+    let mut reports = serde_json::Map::new();
+    for (name, records) in [("screened", &screened), ("unscreened", &everyone)] {
+        let started = Instant::now();
+        let mut pairs = 0usize;
+        let trained = train_reward_model(
+            sft.clone(),
+            &tok,
+            &[(name, &records[..])],
+            &references,
+            &config,
+            Some(&args.out.join(format!("rm-{name}"))),
+            &mut |e| {
+                if let rlhf_reward::RewardEvent::Step(s) = e {
+                    pairs += s.pairs;
+                }
+            },
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
+        eprintln!(
+            "{name}: {} records, {} train comparisons, held-out truth accuracy {:.4} (length baseline {:.4}), {seconds:.0} s",
+            records.len(),
+            trained.train_comparisons,
+            truth.overall.accuracy,
+            truth.overall.length_baseline_accuracy
+        );
+        reports.insert(
+            name.into(),
+            json!({
+                "records": records.len(),
+                "train_comparisons": trained.train_comparisons,
+                "validation": trained.validation,
+                "normalisation": trained.normalisation,
+                "ground_truth_heldout": truth,
+                "train_pairs_per_second": pairs as f64 / seconds,
+                "seconds": seconds,
+            }),
+        );
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "kept_labelers": kept,
+            "screening": screening,
+            "test_comparisons": test.len(),
+            "reports": reports,
+        }))?
+    );
+    Ok(())
+}
