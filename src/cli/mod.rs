@@ -6,6 +6,7 @@
 
 mod data;
 mod lm;
+mod ppo;
 mod raters;
 mod run;
 
@@ -35,6 +36,8 @@ enum Command {
     Model(lm::ModelArgs),
     /// Continue prompts with a GPT-2 model (KV cache; greedy, temperature, top-k, top-p).
     Generate(lm::GenerateArgs),
+    /// PPO from an SFT model against a reward (checkpoints, exact resume, metrics.jsonl).
+    Ppo(ppo::PpoArgs),
 }
 
 /// Parses the command line, runs the command, and reports any error with its full context.
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => lm::execute_train(args),
         Command::Model(args) => lm::execute_model(args),
         Command::Generate(args) => lm::execute_generate(args),
+        Command::Ppo(args) => ppo::execute(args),
     };
     match result {
         Ok(code) => code,
