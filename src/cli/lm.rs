@@ -5,7 +5,7 @@
 //! (`{"tokens": [...]}` per line, optional `"loss_mask"`), or, with `--sft`, HH-RLHF / TRL JSONL
 //! (prompt + chosen response, the loss on the response only unless `--full-loss`).
 
-mod input;
+pub(crate) mod input;
 
 use std::fs;
 use std::io::Write;

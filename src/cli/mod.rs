@@ -7,6 +7,7 @@
 
 mod data;
 mod lm;
+mod ppo;
 mod raters;
 mod reward;
 mod run;
@@ -48,6 +49,8 @@ enum Command {
     Generate(lm::GenerateArgs),
     /// Reward models: `rlhf reward train` (from an SFT checkpoint), `rlhf reward score`.
     Reward(reward::RewardArgs),
+    /// PPO from an SFT model against a reward (checkpoints, exact resume, metrics.jsonl).
+    Ppo(ppo::PpoArgs),
 }
 
 /// Parses the command line, runs the command, and reports any error with its full context.
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Model(args) => lm::execute_model(args),
         Command::Generate(args) => lm::execute_generate(args),
         Command::Reward(args) => reward::execute(args),
+        Command::Ppo(args) => ppo::execute(args),
     };
     match result {
         Ok(code) => code,

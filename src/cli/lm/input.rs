@@ -12,7 +12,7 @@ use rlhf_data::tokenizer::{AnyTokenizer, BpeTokenizer, Gpt2Tokenizer, Tokenizer}
 use rlhf_transformer::{Example, pack};
 
 /// The tokenizer: `--tokenizer`, else `dir/tokenizer.json`, else GPT-2's.
-pub(super) fn load_tokenizer(
+pub(crate) fn load_tokenizer(
     explicit: Option<&Path>,
     dir: Option<&Path>,
 ) -> anyhow::Result<(AnyTokenizer, Option<PathBuf>)> {
@@ -150,7 +150,7 @@ fn read_sft(
 }
 
 /// Reads training or scoring data as examples.
-pub(super) fn read_examples(
+pub(crate) fn read_examples(
     path: &Path,
     tok: &AnyTokenizer,
     vocab: usize,

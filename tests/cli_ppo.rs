@@ -1,0 +1,170 @@
+//! End-to-end tests of `rlhf ppo` on a tiny model with a tokenizer trained on the world's corpus:
+//! a run with checkpoints, its resume to more episodes, and the errors users meet first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rlhf_data::tokenizer::{BpeTrainerConfig, Tokenizer, train_bpe};
+use rlhf_data::world::{World, WorldConfig};
+use rlhf_tensor::{Device, Rng};
+use rlhf_transformer::{Gpt, GptConfig};
+
+fn rlhf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .args(args)
+        .output()
+        .expect("the rlhf binary runs")
+}
+
+fn workdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rlhf-cli-ppo-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A random tiny "SFT" model with a BPE tokenizer trained on the default world's corpus.
+fn sft_dir(dir: &Path) -> PathBuf {
+    let world = World::new(WorldConfig::default()).unwrap();
+    let tok = train_bpe(
+        world.corpus_texts(),
+        &BpeTrainerConfig {
+            vocab_size: 320,
+            min_frequency: 2,
+        },
+    )
+    .unwrap();
+    let sft = dir.join("sft");
+    let mut config = GptConfig::new(tok.vocab_size(), 128, 16, 1, 2);
+    config.eos_token_id = Some(tok.eos_id());
+    let model = Gpt::new(config, 0, &mut Rng::new(0), Device::Cpu).unwrap();
+    model.save(&sft).unwrap();
+    tok.save(sft.join("tokenizer.json")).unwrap();
+    sft
+}
+
+fn metrics_steps(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn ppo_runs_checkpoints_and_resumes_on_the_world() {
+    let dir = workdir("run");
+    let sft = sft_dir(&dir);
+    let out = dir.join("run");
+    let config = dir.join("ppo.toml");
+    let write_config = |episodes: usize| {
+        std::fs::write(
+            &config,
+            format!(
+                "total_episodes = {episodes}\nper_device_train_batch_size = 4\nnum_ppo_epochs = 1\nresponse_length = 6\nlearning_rate = 1e-3\nsave_steps = 1\nseed = 3\n"
+            ),
+        )
+        .unwrap()
+    };
+    write_config(8);
+    let args = [
+        "ppo",
+        "--policy",
+        s(&sft),
+        "--reward",
+        "world",
+        "--prompts",
+        "world",
+        "--out",
+        s(&out),
+        "--config",
+        s(&config),
+    ];
+    let first = rlhf(&args);
+    assert!(
+        first.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&first.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["steps"], 2);
+    assert_eq!(metrics_steps(&out), vec![1, 2]);
+    for file in [
+        "policy/model.safetensors",
+        "policy/tokenizer.json",
+        "critic/model.safetensors",
+        "checkpoint-2/ppo_state.json",
+        "latest",
+        "ppo.toml",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    assert!(
+        !out.join("checkpoint-1").exists(),
+        "older checkpoints are removed"
+    );
+
+    // Resume to 16 episodes: steps 3 and 4 are appended.
+    write_config(16);
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    let second = rlhf(&resumed);
+    assert!(
+        second.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(metrics_steps(&out), vec![1, 2, 3, 4]);
+    let policy = Gpt::load(&out.join("policy"), Device::Cpu).unwrap();
+    assert_eq!(policy.params.n_scalar_heads(), 0);
+}
+
+#[test]
+fn ppo_errors_name_what_is_wrong() {
+    let dir = workdir("errors");
+    let sft = sft_dir(&dir);
+    let out = dir.join("run");
+    let run = |reward: &str, extra: &[&str]| {
+        let mut args = vec![
+            "ppo",
+            "--policy",
+            s(&sft),
+            "--reward",
+            reward,
+            "--prompts",
+            "world",
+            "--out",
+            s(&out),
+        ];
+        args.extend_from_slice(extra);
+        let output = rlhf(&args);
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let err = run(s(&dir), &[]);
+    assert!(err.contains("reward-model directories"), "{err}");
+    let config = dir.join("bad.toml");
+    std::fs::write(&config, "cliprange = 0.2\nvf_coeff = 0.1\n").unwrap();
+    let err = run("world", &["--config", s(&config)]);
+    assert!(
+        err.contains("bad.toml") && err.contains("vf_coeff"),
+        "{err}"
+    );
+    std::fs::write(&config, "response_length = 500\n").unwrap();
+    let err = run("world", &["--config", s(&config)]);
+    assert!(err.contains("n_positions"), "{err}");
+}
