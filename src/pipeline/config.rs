@@ -352,7 +352,7 @@ impl RunConfig {
         positive("model.n_layer", m.n_layer)?;
         positive("model.n_embd", m.n_embd)?;
         positive("model.n_head", m.n_head)?;
-        if m.n_embd % m.n_head != 0 {
+        if !m.n_embd.is_multiple_of(m.n_head) {
             return Err(PipelineError::config(
                 "model.n_head",
                 format!("{} does not divide model.n_embd = {}", m.n_head, m.n_embd),
@@ -439,7 +439,7 @@ impl RunConfig {
                 "expected a finite number",
             ));
         }
-        if p.batch_size % p.num_mini_batches != 0 {
+        if !p.batch_size.is_multiple_of(p.num_mini_batches) {
             return Err(PipelineError::config(
                 "ppo.num_mini_batches",
                 format!(
