@@ -139,6 +139,7 @@ fn line_chart(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("step")
         .y_desc(y_label)
         .draw()
