@@ -586,9 +586,9 @@ mod tests {
 
     #[test]
     fn missing_fields_take_defaults() {
-        let config = parse("seed = 5\n[pretrain]\nsteps = 7\n", "t.toml").unwrap();
+        let config = parse("seed = 5\n[pretrain]\nsteps = 70\n", "t.toml").unwrap();
         let default = RunConfig::preset(Preset::Default).unwrap();
-        assert_eq!(config.pretrain.steps, 7);
+        assert_eq!(config.pretrain.steps, 70);
         assert_eq!(config.world.seed, 5);
         assert_eq!(config.sft, default.sft);
     }
@@ -610,7 +610,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sft.lr"), "{err}");
-        let err = parse("[model]\nn_head = 3\n", "t.toml")
+        let err = parse("[model]\nn_head = 5\n", "t.toml")
             .unwrap_err()
             .to_string();
         assert!(err.contains("model.n_head"), "{err}");
