@@ -4,7 +4,7 @@
 //! `rlhf label` (sampling, simulated labelers, rater screening, preference dataset), and
 //! `rlhf eval` (every policy against the ground truth, the summary and the report).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -70,7 +70,7 @@ pub struct EvalArgs {
 
 /// Opens `dir`'s run and checks that `needs` finished before `stage` runs.
 fn open(
-    dir: &PathBuf,
+    dir: &Path,
     output: &OutputArgs,
     stage: &'static str,
     needs: &[&'static str],

@@ -352,7 +352,7 @@ impl RunConfig {
         positive("model.n_layer", m.n_layer)?;
         positive("model.n_embd", m.n_embd)?;
         positive("model.n_head", m.n_head)?;
-        if m.n_embd % m.n_head != 0 {
+        if !m.n_embd.is_multiple_of(m.n_head) {
             return Err(PipelineError::config(
                 "model.n_head",
                 format!("{} does not divide model.n_embd = {}", m.n_head, m.n_embd),
@@ -439,7 +439,7 @@ impl RunConfig {
                 "expected a finite number",
             ));
         }
-        if p.batch_size % p.num_mini_batches != 0 {
+        if !p.batch_size.is_multiple_of(p.num_mini_batches) {
             return Err(PipelineError::config(
                 "ppo.num_mini_batches",
                 format!(
@@ -586,9 +586,9 @@ mod tests {
 
     #[test]
     fn missing_fields_take_defaults() {
-        let config = parse("seed = 5\n[pretrain]\nsteps = 7\n", "t.toml").unwrap();
+        let config = parse("seed = 5\n[pretrain]\nsteps = 70\n", "t.toml").unwrap();
         let default = RunConfig::preset(Preset::Default).unwrap();
-        assert_eq!(config.pretrain.steps, 7);
+        assert_eq!(config.pretrain.steps, 70);
         assert_eq!(config.world.seed, 5);
         assert_eq!(config.sft, default.sft);
     }
@@ -610,7 +610,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("sft.lr"), "{err}");
-        let err = parse("[model]\nn_head = 3\n", "t.toml")
+        let err = parse("[model]\nn_head = 5\n", "t.toml")
             .unwrap_err()
             .to_string();
         assert!(err.contains("model.n_head"), "{err}");

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::context::RunContext;
 use super::error::{PipelineError, Result};
-use super::generation::{response_logprobs, sample};
+use super::generation::{SampleSpec, response_logprobs, sample};
 use super::pretrain::Pretrained;
 use super::rundir::Metrics;
 use super::sft::SFT;
@@ -229,16 +229,13 @@ fn evaluate_policy(
         top_k: 0,
         top_p: 1.0,
     };
-    let samples = sample(
-        &model,
-        tok,
-        &rendered,
-        1,
-        e.max_new_tokens,
+    let spec = SampleSpec {
+        per_prompt: 1,
+        max_new_tokens: e.max_new_tokens,
         sampling,
-        ctx.config.seed ^ 0xe7a1,
-        &bar,
-    )?;
+        seed: ctx.config.seed ^ 0xe7a1,
+    };
+    let samples = sample(&model, tok, &rendered, spec, &bar)?;
     bar.finish_and_clear();
     let flat: Vec<&super::generation::Sample> = samples.iter().map(|s| &s[0]).collect();
     let kl_temperature = if e.temperature > 0.0 {

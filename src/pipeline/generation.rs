@@ -28,17 +28,33 @@ pub struct Sample {
     pub finished: bool,
 }
 
-/// `per_prompt` responses to each prompt (rendered dialogue text), in prompt order.
+/// How to sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleSpec {
+    /// Responses per prompt.
+    pub per_prompt: usize,
+    /// Longest response in tokens.
+    pub max_new_tokens: usize,
+    /// Temperature, top-k, top-p.
+    pub sampling: Sampling,
+    /// Seed of the first batch (batch b uses `seed + b`).
+    pub seed: u64,
+}
+
+/// `spec.per_prompt` responses to each prompt (rendered dialogue text), in prompt order.
 pub fn sample(
     model: &Gpt,
     tok: &dyn Tokenizer,
     prompts: &[String],
-    per_prompt: usize,
-    max_new_tokens: usize,
-    sampling: Sampling,
-    seed: u64,
+    spec: SampleSpec,
     bar: &ProgressBar,
 ) -> Result<Vec<Vec<Sample>>> {
+    let SampleSpec {
+        per_prompt,
+        max_new_tokens,
+        sampling,
+        seed,
+    } = spec;
     let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| tok.encode_with_special(p)).collect();
     // (prompt index) per sequence to decode.
     let jobs: Vec<usize> = (0..prompts.len())

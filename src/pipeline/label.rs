@@ -10,7 +10,7 @@ use rlhf_transformer::{Gpt, Sampling};
 
 use super::context::RunContext;
 use super::error::Result;
-use super::generation::sample;
+use super::generation::{SampleSpec, sample};
 use super::pretrain::Pretrained;
 use super::rundir::Metrics;
 use super::sft::{self, Sft};
@@ -83,16 +83,13 @@ pub fn label(
         top_k: 0,
         top_p: c.top_p,
     };
-    let samples = sample(
-        &model,
-        tok,
-        &rendered,
-        sampled_per_task,
-        c.max_new_tokens,
+    let spec = SampleSpec {
+        per_prompt: sampled_per_task,
+        max_new_tokens: c.max_new_tokens,
         sampling,
-        ctx.config.seed ^ 0x5eed_1abe,
-        &bar,
-    )?;
+        seed: ctx.config.seed ^ 0x5eed_1abe,
+    };
+    let samples = sample(&model, tok, &rendered, spec, &bar)?;
     bar.finish_and_clear();
     let tasks: Vec<LabelTask> = prompts
         .iter()

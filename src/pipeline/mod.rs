@@ -2,12 +2,13 @@
 //! - [`config`]: the run config (TOML; `default.toml`, `micro.toml`), validated before training;
 //! - [`rundir`]: the run directory layout, atomic writes, stage markers, metrics;
 //! - [`context`], [`progress`], [`error`]: what every stage receives, bars, errors;
-//! - stages: [`world`] (1), [`pretrain`] (2: tokenizer + base model), [`sft`] (3), [`label`]
-//!   (4: sampling + simulated labelers), [`raters`] (5: screening, aggregation, preference
-//!   dataset; helpers in [`raters_labels`]), stages 6-7 (reward model, PPO: wired by the lead),
-//!   [`eval`] (8: every policy against the ground truth);
+//! - stages, each a module with its function: [`world()`] (1, [`mod@world`]), [`pretrain()`]
+//!   (2: tokenizer + base model), [`sft()`] (3), [`label()`] (4: sampling + simulated labelers),
+//!   [`raters()`] (5: screening, aggregation, preference dataset; helpers in [`raters_labels`]),
+//!   stages 6-7 (reward model, PPO: wired by the lead in [`run()`]), [`evaluate()`] (8, [`mod@eval`]:
+//!   every policy against the ground truth);
 //! - [`lm_train`], [`generation`]: the training loop and sampling the stages share;
-//! - [`run`]: all stages in order (`rlhf run`); [`summary`], [`report`], [`plots`]: what a
+//! - [`mod@run`]: all stages in order (`rlhf run`); [`summary`], [`report`], [`plots`]: what a
 //!   person reads.
 
 pub mod config;
@@ -32,8 +33,16 @@ pub mod world;
 pub use config::{Preset, RunConfig};
 pub use context::{Halt, RunContext};
 pub use error::{PipelineError, Result};
+pub use eval::{Policy, PolicyEval, evaluate};
+pub use label::{Labels, label};
+pub use pretrain::{Pretrained, pretrain};
 pub use progress::Progress;
+pub use raters::{RatersOutput, raters};
+pub use run::{RunOutcome, run};
 pub use rundir::RunDir;
+pub use sft::{Sft, sft};
+pub use summary::Summary;
+pub use world::world;
 
 /// One stage of the pipeline and whether this build has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +56,7 @@ pub struct StageInfo {
 }
 
 /// The stages in order. The reward model and PPO are wired in by the lead when their trainers
-/// land (flip `available` and call them in [`run::run`] where marked).
+/// land (flip `available` and call them in [`run()`] where marked).
 pub const STAGES: &[StageInfo] = &[
     StageInfo {
         name: world::STAGE,

@@ -115,12 +115,17 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     }
 }
 
+/// A named line: (label, (x, y) points, colour).
+type Line<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+/// A named bar series: (label, one value per group, colour).
+type Bars = (String, Vec<f64>, RGBColor);
+
 /// One line chart of named series (`(label, points, color)`) in `area`.
 fn line_chart(
     area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
     title: &str,
     y_label: &str,
-    lines: &[(&str, Vec<(f64, f64)>, RGBColor)],
+    lines: &[Line<'_>],
 ) -> std::result::Result<(), String> {
     let (x0, x1) = range(lines.iter().flat_map(|l| l.1.iter().map(|p| p.0)));
     let (y0, y1) = range(lines.iter().flat_map(|l| l.1.iter().map(|p| p.1)));
@@ -134,6 +139,7 @@ fn line_chart(
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("step")
         .y_desc(y_label)
         .draw()
@@ -174,7 +180,7 @@ fn bar_chart(
     title: &str,
     y_label: &str,
     groups: &[String],
-    series: &[(String, Vec<f64>, RGBColor)],
+    series: &[Bars],
     colors_per_bar: Option<&[RGBColor]>,
     references: &[(String, f64, RGBColor)],
 ) -> std::result::Result<(), String> {
@@ -335,7 +341,7 @@ pub fn draw_all(ctx: &RunContext, evals: &[PolicyEval], raters: &RatersReport) -
         .map(|e| e.criteria.keys().cloned().collect())
         .unwrap_or_default();
     groups.push("total".to_string());
-    let per_policy: Vec<(String, Vec<f64>, RGBColor)> = evals
+    let per_policy: Vec<Bars> = evals
         .iter()
         .enumerate()
         .map(|(i, e)| {
