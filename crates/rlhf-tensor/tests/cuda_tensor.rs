@@ -290,7 +290,7 @@ fn matmul_body<T: CudaFloat>(seed: u64) {
     let (batch, m, k, n) = (3usize, 37usize, 29usize, 45usize);
     // (a dims, b dims, spec, bias): shared weights (folded and, under a transposed a, looped)
     // and batched operands, every transpose combination.
-    let cases: [(Vec<usize>, Vec<usize>, MatmulSpec, bool); 6] = [
+    let cases: [(Vec<usize>, Vec<usize>, MatmulSpec, bool); 7] = [
         (vec![batch, m, k], vec![k, n], MatmulSpec::NN, true),
         (vec![batch, m, k], vec![n, k], MatmulSpec::NT, true),
         (vec![batch, k, m], vec![k, n], MatmulSpec::TN, false),
@@ -304,7 +304,16 @@ fn matmul_body<T: CudaFloat>(seed: u64) {
             true,
         ),
         (vec![batch, m, k], vec![batch, k, n], MatmulSpec::NN, false),
-        (vec![batch, k, m], vec![batch, n, k], MatmulSpec::NT, true),
+        (
+            vec![batch, k, m],
+            vec![batch, n, k],
+            MatmulSpec {
+                transpose_a: true,
+                transpose_b: true,
+            },
+            true,
+        ),
+        (vec![batch, k, m], vec![batch, k, n], MatmulSpec::TN, true),
     ];
     for (i, (a_dims, b_dims, spec, has_bias)) in cases.into_iter().enumerate() {
         let s = seed + 10 * i as u64;
