@@ -2,7 +2,11 @@
 // causal softmax through softmax.cu; a fused flash attention is a later issue):
 // - qkv_to_heads: qkv (B, T, 3, H, D) -> q, k, v each (B, H, T, D);  heads_to_qkv: its inverse
 //   (the backward, from dq, dk, dv to dqkv);
-// - heads_to_seq: y (B, H, T, D) -> out (B, T, H, D) = (B, T, C);  seq_to_heads: its inverse.
+// - heads_to_seq: y (B, H, T, D) -> out (B, T, H, D) = (B, T, C);  seq_to_heads: its inverse;
+// - mask_scores: the key-padding mask on the scores (B, H, T, T) before the causal softmax:
+//   -inf where the key is padding, and the whole row where the query is padding, so that a
+//   padded query's probability row is all zeros (softmax.cu gives zeros for an all -inf row) and
+//   it passes no gradient, as the CPU kernels do.
 // One thread per output element; D is contiguous on both sides, so loads and stores coalesce.
 #include "common.cuh"
 
@@ -80,6 +84,17 @@ __device__ __forceinline__ void head_indices(const HeadsConfig& cfg, long long i
       int b, t, h, d;                                                                              \
       head_indices(cfg, i, &s, &b, &t, &h, &d);                                                    \
       dy[i] = dout[s];                                                                             \
+    }                                                                                              \
+  }                                                                                                \
+  /* scores (B, H, T, T): -inf where key_mask[b, j] == 0 or key_mask[b, i] == 0 (B, T) */          \
+  extern "C" __global__ void mask_scores_##S(HeadsConfig cfg, const int* key_mask, T* scores) {    \
+    const long long t = cfg.seq_len;                                                               \
+    const long long n = (long long)cfg.batch * cfg.heads * t * t;                                  \
+    GRID_STRIDE(idx, n) {                                                                          \
+      const long long j = idx % t;                                                                 \
+      const long long i = (idx / t) % t;                                                           \
+      const long long b = idx / (t * t * cfg.heads);                                               \
+      if (key_mask[b * t + j] == 0 || key_mask[b * t + i] == 0) scores[idx] = from_f32<T>(-INFINITY); \
     }                                                                                              \
   }
 

@@ -1,11 +1,21 @@
 //! The `Tensor`: a shape, a device and contiguous row-major storage.
 //!
-//! CPU storage is a `Vec` of the tensor's dtype; every op computes in f32, so bf16 and f16 tensors
-//! are converted with [`Tensor::to_dtype`] at the edges (loading, saving, moving to a device).
+//! CPU storage is a `Vec` of the tensor's dtype; every CPU op computes on f32 storage, so bf16
+//! and f16 tensors are converted with [`Tensor::to_dtype`] at the edges (loading, saving, moving
+//! to a device). CUDA storage ([`crate::cuda`]'s device buffers) is f32 or bf16, and CUDA ops run
+//! on either (fp32 arithmetic inside the kernels); f16 has no CUDA kernels.
+//!
+//! Host views (`as_f32_slice`, `as_array`, ...) exist only on the CPU; on CUDA they are an
+//! `Unsupported` error. Host copies (`to_vec_f32`, `to_le_bytes`, `to_device(Device::Cpu)`) work
+//! on every device: on CUDA they wait for the device and copy.
+
+use std::sync::Arc;
 
 use half::{bf16, f16};
 use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn};
 
+use crate::cuda::storage::{CudaStorage, DeviceElem, dtype_mismatch};
+use crate::cuda::{CudaDevice, CudaSlice};
 use crate::{DType, Device, Result, Rng, Shape, TensorError};
 
 /// Host storage in the tensor's dtype.
@@ -20,9 +30,13 @@ pub(crate) enum CpuStorage {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Storage {
     Cpu(CpuStorage),
+    Cuda(CudaStorage),
 }
 
-/// An n-dimensional array of numbers on a device. Cloning copies the data.
+/// An n-dimensional array of numbers on a device. Cloning copies the data (on a CUDA device, a
+/// device-to-device copy that panics if the device fails; [`Tensor::try_clone`] returns the error
+/// instead). Equality compares shape, device, dtype and elements (CUDA tensors are compared on
+/// the host).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
     shape: Shape,
@@ -35,16 +49,39 @@ impl Tensor {
         Self::full(shape, 0.0, device)
     }
 
-    /// A tensor filled with `value` (f32).
+    /// A tensor filled with `value` (f32); on CUDA filled by a kernel, with no host buffer.
     pub fn full(shape: impl Into<Shape>, value: f32, device: Device) -> Result<Tensor> {
         let shape = shape.into();
-        let data = vec![value; shape.numel()];
-        Self::from_vec(data, shape, device)
+        match device {
+            Device::Cpu => {
+                let data = vec![value; shape.numel()];
+                Self::from_vec(data, shape, device)
+            }
+            Device::Cuda(_) => {
+                let storage = CudaStorage::full("Tensor::full", device, shape.numel(), value)?;
+                Ok(Tensor {
+                    shape,
+                    storage: Storage::Cuda(storage),
+                })
+            }
+        }
     }
 
-    /// A tensor of zeros with the same shape and device as `self` (f32).
+    /// A tensor of zeros with the same shape and device as `self`: f32 on the CPU (where every op
+    /// computes on f32 storage), the same dtype as `self` on CUDA (where ops run on f32 and bf16
+    /// storage alike), so gradient buffers match their tensors on every device.
     pub fn zeros_like(&self) -> Result<Tensor> {
-        Self::zeros(self.shape.clone(), self.device())
+        match &self.storage {
+            Storage::Cpu(_) => Self::zeros(self.shape.clone(), self.device()),
+            Storage::Cuda(s) => {
+                let storage =
+                    CudaStorage::zeros("Tensor::zeros_like", s.device(), s.dtype(), self.numel())?;
+                Ok(Tensor {
+                    shape: self.shape.clone(),
+                    storage: Storage::Cuda(storage),
+                })
+            }
+        }
     }
 
     /// An f32 tensor from row-major data; the length must match the shape.
@@ -143,16 +180,101 @@ impl Tensor {
     }
 
     fn on_device(shape: Shape, storage: CpuStorage, device: Device) -> Result<Tensor> {
-        match device {
-            Device::Cpu => Ok(Tensor {
-                shape,
-                storage: Storage::Cpu(storage),
+        let storage = match device {
+            Device::Cpu => Storage::Cpu(storage),
+            Device::Cuda(_) => {
+                Storage::Cuda(CudaStorage::upload("Tensor creation", &storage, device)?)
+            }
+        };
+        Ok(Tensor { shape, storage })
+    }
+
+    /// A tensor over a device buffer of `T` (f32 or bf16) holding `shape`'s elements.
+    pub(crate) fn from_cuda<T: DeviceElem>(
+        dev: Arc<CudaDevice>,
+        buffer: CudaSlice<T>,
+        shape: impl Into<Shape>,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        check_len("Tensor::from_cuda", buffer.len(), &shape)?;
+        Ok(Tensor {
+            shape,
+            storage: Storage::Cuda(CudaStorage {
+                dev,
+                data: T::wrap(buffer),
             }),
-            Device::Cuda(_) => Err(TensorError::Unsupported {
-                op: "Tensor creation",
-                device,
+        })
+    }
+
+    /// The CUDA device of a CUDA tensor (`None` on the CPU).
+    pub(crate) fn cuda_device(&self) -> Option<&Arc<CudaDevice>> {
+        match &self.storage {
+            Storage::Cuda(s) => Some(&s.dev),
+            Storage::Cpu(_) => None,
+        }
+    }
+
+    /// The device buffer of a CUDA tensor of dtype `T`: `Unsupported` on the CPU, a dtype
+    /// mismatch naming `op` when the tensor holds the other dtype.
+    pub(crate) fn cuda_slice<T: DeviceElem>(&self, op: &'static str) -> Result<&CudaSlice<T>> {
+        match &self.storage {
+            Storage::Cuda(s) => T::of(&s.data).ok_or(dtype_mismatch(op, T::DTYPE, s.dtype())),
+            Storage::Cpu(_) => Err(TensorError::Unsupported {
+                op,
+                device: Device::Cpu,
             }),
         }
+    }
+
+    /// The device and buffer of a CUDA tensor of dtype `T` (see [`Tensor::cuda_slice`]).
+    pub(crate) fn cuda_parts<T: DeviceElem>(
+        &self,
+        op: &'static str,
+    ) -> Result<(Arc<CudaDevice>, &CudaSlice<T>)> {
+        let buffer = self.cuda_slice::<T>(op)?;
+        let dev = self
+            .cuda_device()
+            .cloned()
+            .ok_or(TensorError::Unsupported {
+                op,
+                device: Device::Cpu,
+            })?;
+        Ok((dev, buffer))
+    }
+
+    /// The device buffer of a CUDA tensor of dtype `T`, mutably.
+    pub(crate) fn cuda_slice_mut<T: DeviceElem>(
+        &mut self,
+        op: &'static str,
+    ) -> Result<&mut CudaSlice<T>> {
+        match &mut self.storage {
+            Storage::Cuda(s) => {
+                let found = s.dtype();
+                T::of_mut(&mut s.data).ok_or(dtype_mismatch(op, T::DTYPE, found))
+            }
+            Storage::Cpu(_) => Err(TensorError::Unsupported {
+                op,
+                device: Device::Cpu,
+            }),
+        }
+    }
+
+    /// Whether the tensor lives on a CUDA device.
+    pub fn is_cuda(&self) -> bool {
+        matches!(self.storage, Storage::Cuda(_))
+    }
+
+    /// A copy, returning the error of a failed device copy rather than panicking as `clone` does
+    /// (on the CPU this is `clone`).
+    pub fn try_clone(&self) -> Result<Tensor> {
+        let storage = match &self.storage {
+            Storage::Cpu(s) => Storage::Cpu(s.clone()),
+            Storage::Cuda(s) => Storage::Cuda(s.try_clone()?),
+        };
+        Ok(Tensor {
+            shape: self.shape.clone(),
+            storage,
+        })
     }
 
     /// The shape.
@@ -176,6 +298,7 @@ impl Tensor {
             Storage::Cpu(CpuStorage::F32(_)) => DType::F32,
             Storage::Cpu(CpuStorage::BF16(_)) => DType::BF16,
             Storage::Cpu(CpuStorage::F16(_)) => DType::F16,
+            Storage::Cuda(s) => s.dtype(),
         }
     }
 
@@ -183,6 +306,7 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Cuda(s) => s.device(),
         }
     }
 
@@ -201,9 +325,18 @@ impl Tensor {
         Ok(self)
     }
 
-    /// A copy in another dtype (round to nearest even when narrowing).
+    /// A copy in another dtype (round to nearest even when narrowing); on CUDA converted on the
+    /// device (f32 and bf16).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        let Storage::Cpu(storage) = &self.storage;
+        let storage = match &self.storage {
+            Storage::Cpu(storage) => storage,
+            Storage::Cuda(s) => {
+                return Ok(Tensor {
+                    shape: self.shape.clone(),
+                    storage: Storage::Cuda(s.to_dtype(dtype)?),
+                });
+            }
+        };
         let values = cpu_values_f32(storage);
         let converted = match dtype {
             DType::F32 => CpuStorage::F32(values),
@@ -213,16 +346,35 @@ impl Tensor {
         Self::on_device(self.shape.clone(), converted, self.device())
     }
 
-    /// A copy on another device.
+    /// A copy on another device, in the same dtype (host <-> device copies; between two GPUs
+    /// through the host). An error naming the device when there is no such GPU, or when the dtype
+    /// has no CUDA kernels (f16).
     pub fn to_device(&self, device: Device) -> Result<Tensor> {
-        let Storage::Cpu(storage) = &self.storage;
-        Self::on_device(self.shape.clone(), storage.clone(), device)
+        match &self.storage {
+            Storage::Cpu(storage) => Self::on_device(self.shape.clone(), storage.clone(), device),
+            Storage::Cuda(s) if s.device() == device => self.try_clone(),
+            Storage::Cuda(s) => Self::on_device(self.shape.clone(), s.download()?, device),
+        }
     }
 
     /// The elements as f32 on the host, converting from the storage dtype.
+    ///
+    /// # Panics
+    /// On a CUDA tensor, when the device-to-host copy fails (a lost device, an earlier kernel's
+    /// error surfacing); [`Tensor::try_to_vec_f32`] returns that error instead.
     pub fn to_vec_f32(&self) -> Vec<f32> {
-        let Storage::Cpu(storage) = &self.storage;
-        cpu_values_f32(storage)
+        match self.try_to_vec_f32() {
+            Ok(values) => values,
+            Err(e) => panic!("to_vec_f32 on {}: {e}", self.device()),
+        }
+    }
+
+    /// The elements as f32 on the host (a device-to-host copy on CUDA), or the device's error.
+    pub fn try_to_vec_f32(&self) -> Result<Vec<f32>> {
+        match &self.storage {
+            Storage::Cpu(storage) => Ok(cpu_values_f32(storage)),
+            Storage::Cuda(s) => Ok(cpu_values_f32(&s.download()?)),
+        }
     }
 
     /// The single element of a one-element tensor (a loss, a norm).
@@ -234,12 +386,25 @@ impl Tensor {
                 expected: "exactly one element".into(),
             });
         }
-        Ok(self.to_vec_f32()[0])
+        Ok(self.try_to_vec_f32()?[0])
     }
 
     /// The storage as little-endian bytes (the safetensors layout), without conversion.
+    ///
+    /// # Panics
+    /// On a CUDA tensor, when the device-to-host copy fails (see [`Tensor::to_vec_f32`]).
     pub fn to_le_bytes(&self) -> Vec<u8> {
-        let Storage::Cpu(storage) = &self.storage;
+        let downloaded;
+        let storage = match &self.storage {
+            Storage::Cpu(storage) => storage,
+            Storage::Cuda(s) => match s.download() {
+                Ok(host) => {
+                    downloaded = host;
+                    &downloaded
+                }
+                Err(e) => panic!("to_le_bytes on {}: {e}", self.device()),
+            },
+        };
         match storage {
             CpuStorage::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             CpuStorage::BF16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
@@ -247,7 +412,8 @@ impl Tensor {
         }
     }
 
-    /// The f32 elements of a host tensor, borrowed (for kernels and host-side code).
+    /// The f32 elements of a host tensor, borrowed (for kernels and host-side code); an
+    /// `Unsupported` error on a CUDA tensor (copy with `to_vec_f32` or `to_device` instead).
     pub fn as_f32_slice(&self) -> Result<&[f32]> {
         match &self.storage {
             Storage::Cpu(CpuStorage::F32(v)) => Ok(v),
@@ -256,10 +422,14 @@ impl Tensor {
                 expected: DType::F32,
                 found: self.dtype(),
             }),
+            Storage::Cuda(s) => Err(TensorError::Unsupported {
+                op: "as_f32_slice (a host view)",
+                device: s.device(),
+            }),
         }
     }
 
-    /// The f32 elements of a host tensor, mutably borrowed.
+    /// The f32 elements of a host tensor, mutably borrowed (`Unsupported` on CUDA).
     pub fn as_f32_slice_mut(&mut self) -> Result<&mut [f32]> {
         let dtype = self.dtype();
         match &mut self.storage {
@@ -268,6 +438,10 @@ impl Tensor {
                 op: "as_f32_slice_mut",
                 expected: DType::F32,
                 found: dtype,
+            }),
+            Storage::Cuda(s) => Err(TensorError::Unsupported {
+                op: "as_f32_slice_mut (a host view)",
+                device: s.device(),
             }),
         }
     }
@@ -295,33 +469,59 @@ impl Tensor {
     }
 
     /// Sets every element to zero (keeps shape, dtype and device).
+    ///
+    /// # Panics
+    /// On a CUDA tensor, when the device rejects the memset (a lost device).
     pub fn fill_zero(&mut self) {
-        let Storage::Cpu(storage) = &mut self.storage;
-        match storage {
-            CpuStorage::F32(v) => v.fill(0.0),
-            CpuStorage::BF16(v) => v.fill(bf16::ZERO),
-            CpuStorage::F16(v) => v.fill(f16::ZERO),
+        match &mut self.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => v.fill(0.0),
+            Storage::Cpu(CpuStorage::BF16(v)) => v.fill(bf16::ZERO),
+            Storage::Cpu(CpuStorage::F16(v)) => v.fill(f16::ZERO),
+            Storage::Cuda(s) => {
+                if let Err(e) = s.fill_zero() {
+                    panic!("fill_zero on {}: {e}", s.device());
+                }
+            }
         }
     }
 
-    /// `self += other`, elementwise: gradient accumulation and residual adds in place.
+    /// `self += other`, elementwise: gradient accumulation and residual adds in place (on CUDA,
+    /// both f32 or both bf16).
     pub fn add_assign(&mut self, other: &Tensor) -> Result<()> {
         self.shape.expect_same("add_assign", &other.shape)?;
         check_same_device("add_assign", self, other)?;
+        if let (Storage::Cuda(dst), Storage::Cuda(src)) = (&mut self.storage, &other.storage) {
+            return dst.add_assign(src);
+        }
         let src = other.as_f32_slice()?;
         let dst = self.as_f32_slice_mut()?;
         crate::ops::elementwise::cpu::add_assign(dst, src);
         Ok(())
     }
 
-    /// Copies `other`'s elements into `self` (same shape).
+    /// Copies `other`'s elements into `self` (same shape; on CUDA the same dtype).
     pub fn copy_from(&mut self, other: &Tensor) -> Result<()> {
         self.shape.expect_same("copy_from", &other.shape)?;
         check_same_device("copy_from", self, other)?;
+        if let (Storage::Cuda(dst), Storage::Cuda(src)) = (&mut self.storage, &other.storage) {
+            return dst.copy_from(src);
+        }
         let src = other.as_f32_slice()?;
         self.as_f32_slice_mut()?.copy_from_slice(src);
         Ok(())
     }
+}
+
+/// Checks that every tensor has the dtype of the first (CUDA ops run on f32 or bf16 storage, one
+/// dtype per call); returns it.
+pub(crate) fn check_same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
+    let dtype = tensors.first().map_or(DType::F32, |t| t.dtype());
+    for t in tensors {
+        if t.dtype() != dtype {
+            return Err(dtype_mismatch(op, dtype, t.dtype()));
+        }
+    }
+    Ok(dtype)
 }
 
 /// Checks that two tensors live on the same device.
@@ -418,7 +618,15 @@ mod tests {
     }
 
     #[test]
-    fn cuda_tensors_are_refused_until_the_backend_exists() {
-        assert!(Tensor::zeros([2], Device::Cuda(0)).is_err());
+    fn a_missing_gpu_is_an_error_naming_the_device() {
+        // No machine has 1000 GPUs: creation, copies and moves are typed errors, never panics.
+        let missing = Device::Cuda(1000);
+        let message = Tensor::zeros([2], missing).unwrap_err().to_string();
+        assert!(message.contains("cuda:1000"), "{message}");
+        let t = Tensor::from_vec(vec![1.0, 2.0], [2], Device::Cpu).unwrap();
+        let message = t.to_device(missing).unwrap_err().to_string();
+        assert!(message.contains("cuda:1000"), "{message}");
+        assert!(Tensor::full([3], 1.0, missing).is_err());
+        assert!(Tensor::from_bf16(vec![bf16::ONE], [1], missing).is_err());
     }
 }

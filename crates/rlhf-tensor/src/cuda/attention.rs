@@ -3,9 +3,13 @@
 //! softmax of softmax.cu. Forward and backward are written out as in llm.c.
 //!
 //! Shapes: qkv (B, T, 3C) with C = H * D; q, k, v, y (B, H, T, D); scores and probs
-//! (B, H, T, T); out (B, T, C).
+//! (B, H, T, T); out (B, T, C); the optional key-padding mask (B, T) i32, 0 = padding.
+//!
+//! The key-padding mask sets the scores of padded keys, and whole rows of padded queries, to
+//! -inf before the causal softmax (`mask_scores`): padded keys get probability 0, a padded
+//! query's probabilities are all 0 (its output is 0 and it passes no gradient), as in the CPU
+//! kernels. The backward needs no mask: the probabilities carry it in their zeros.
 
-use cudarc::cublas::{CudaBlas, Gemm};
 use cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg};
 
 use super::device::CudaDevice;
@@ -170,6 +174,33 @@ fn softmax_config(cfg: HeadsConfig) -> Result<SoftmaxConfig> {
     Ok(s)
 }
 
+/// Sets masked scores (B, H, T, T) to -inf: padded keys (`key_mask[b, j] == 0`) and the rows
+/// of padded queries; `key_mask` (B, T) i32.
+pub fn mask_scores<T: CudaFloat>(
+    dev: &CudaDevice,
+    cfg: HeadsConfig,
+    key_mask: &CudaSlice<i32>,
+    scores: &mut CudaSlice<T>,
+) -> Result<()> {
+    let op = "cuda::mask_scores";
+    let (bh, t) = (cfg.bh(), cfg.t());
+    check_len(
+        op,
+        "key_mask",
+        key_mask.len(),
+        cfg.batch.max(0) as usize * t,
+    )?;
+    check_len(op, "scores", scores.len(), bh * t * t)?;
+    if bh * t == 0 {
+        return Ok(());
+    }
+    let f = dev.typed::<T>(KernelModule::Attention, "mask_scores")?;
+    let mut args = dev.stream().launch_builder(&f);
+    args.arg(&cfg).arg(key_mask).arg(scores);
+    // SAFETY: key_mask holds B * T ints, scores B * H * T * T elements (checked above).
+    launched(op, unsafe { args.launch(flat_config(dev, bh * t * t)) })
+}
+
 /// Causal self-attention: out (B, T, C) = merge_heads(softmax(q k^T / sqrt(D), causal) v), with
 /// q, k, v split from qkv (B, T, 3C). Returns what the backward needs.
 pub fn attention_forward<T: CudaFloat>(
@@ -177,10 +208,19 @@ pub fn attention_forward<T: CudaFloat>(
     cfg: HeadsConfig,
     qkv: &CudaSlice<T>,
     out: &mut CudaSlice<T>,
-) -> Result<AttentionSaved<T>>
-where
-    CudaBlas: Gemm<T>,
-{
+) -> Result<AttentionSaved<T>> {
+    attention_forward_masked(dev, cfg, qkv, None, out)
+}
+
+/// [`attention_forward`] with an optional key-padding mask (B, T), 0 = padding (see the module
+/// docs).
+pub fn attention_forward_masked<T: CudaFloat>(
+    dev: &CudaDevice,
+    cfg: HeadsConfig,
+    qkv: &CudaSlice<T>,
+    key_mask: Option<&CudaSlice<i32>>,
+    out: &mut CudaSlice<T>,
+) -> Result<AttentionSaved<T>> {
     let op = "cuda::attention_forward";
     let n = cfg.elements();
     let (bh, t, d) = (cfg.bh(), cfg.t(), cfg.d());
@@ -199,6 +239,9 @@ where
         &k,
         &mut scores,
     )?;
+    if let Some(mask) = key_mask {
+        mask_scores(dev, cfg, mask, &mut scores)?;
+    }
     let mut probs = dev.zeros::<T>(bh * t * t)?;
     softmax_forward(dev, softmax_config(cfg)?, &scores, &mut probs)?;
     // y (BH, T, D) = probs (T, T) @ v (T, D); scores' buffer is not needed any more.
@@ -222,16 +265,59 @@ pub fn attention_backward<T: CudaFloat>(
     saved: &AttentionSaved<T>,
     dout: &CudaSlice<T>,
     dqkv: &mut CudaSlice<T>,
-) -> Result<()>
-where
-    CudaBlas: Gemm<T>,
-{
+) -> Result<()> {
+    attention_backward_from_qkv(
+        dev,
+        cfg,
+        &saved.q,
+        &saved.k,
+        &saved.v,
+        &saved.probs,
+        dout,
+        dqkv,
+    )
+}
+
+/// Backward of [`attention_forward`] from the forward's `qkv` (B, T, 3C) and probabilities
+/// (B, H, T, T) only: q, k and v are split from qkv again (one cheap layout pass) instead of being
+/// kept, which is what the tensor-level attention keeps in its cache.
+pub fn attention_backward_qkv<T: CudaFloat>(
+    dev: &CudaDevice,
+    cfg: HeadsConfig,
+    qkv: &CudaSlice<T>,
+    probs: &CudaSlice<T>,
+    dout: &CudaSlice<T>,
+    dqkv: &mut CudaSlice<T>,
+) -> Result<()> {
+    let n = cfg.elements();
+    check_len("cuda::attention_backward", "qkv", qkv.len(), 3 * n)?;
+    let mut q = dev.zeros::<T>(n)?;
+    let mut k = dev.zeros::<T>(n)?;
+    let mut v = dev.zeros::<T>(n)?;
+    qkv_to_heads(dev, cfg, qkv, &mut q, &mut k, &mut v)?;
+    attention_backward_from_qkv(dev, cfg, &q, &k, &v, probs, dout, dqkv)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention_backward_from_qkv<T: CudaFloat>(
+    dev: &CudaDevice,
+    cfg: HeadsConfig,
+    q: &CudaSlice<T>,
+    k: &CudaSlice<T>,
+    v: &CudaSlice<T>,
+    probs: &CudaSlice<T>,
+    dout: &CudaSlice<T>,
+    dqkv: &mut CudaSlice<T>,
+) -> Result<()> {
     let op = "cuda::attention_backward";
     let n = cfg.elements();
     let (bh, t, d) = (cfg.bh(), cfg.t(), cfg.d());
     check_len(op, "dout", dout.len(), n)?;
     check_len(op, "dqkv", dqkv.len(), 3 * n)?;
-    check_len(op, "probs", saved.probs.len(), bh * t * t)?;
+    check_len(op, "probs", probs.len(), bh * t * t)?;
+    for (what, len) in [("q", q.len()), ("k", k.len()), ("v", v.len())] {
+        check_len(op, what, len, n)?;
+    }
     let mut dy = dev.zeros::<T>(n)?;
     seq_to_heads(dev, cfg, dout, &mut dy)?;
     // dprobs (T, T) = dy (T, D) @ v^T; dv (T, D) = probs^T (T, T) @ dy
@@ -240,33 +326,27 @@ where
         dev,
         GemmShape::new(t, t, d, false, true).batched(bh),
         &dy,
-        &saved.v,
+        v,
         &mut dprobs,
     )?;
     let mut dv = dev.zeros::<T>(n)?;
     gemm(
         dev,
         GemmShape::new(t, d, t, true, false).batched(bh),
-        &saved.probs,
+        probs,
         &dy,
         &mut dv,
     )?;
     // dscores = scale * softmax_backward(dprobs, probs), causal entries zero.
     let mut dscores = dev.zeros::<T>(bh * t * t)?;
-    softmax_backward(
-        dev,
-        softmax_config(cfg)?,
-        &dprobs,
-        &saved.probs,
-        &mut dscores,
-    )?;
+    softmax_backward(dev, softmax_config(cfg)?, &dprobs, probs, &mut dscores)?;
     // dq (T, D) = dscores @ k; dk (T, D) = dscores^T @ q
     let mut dq = dev.zeros::<T>(n)?;
     gemm(
         dev,
         GemmShape::new(t, d, t, false, false).batched(bh),
         &dscores,
-        &saved.k,
+        k,
         &mut dq,
     )?;
     let mut dk = dev.zeros::<T>(n)?;
@@ -274,7 +354,7 @@ where
         dev,
         GemmShape::new(t, d, t, true, false).batched(bh),
         &dscores,
-        &saved.q,
+        q,
         &mut dk,
     )?;
     heads_to_qkv(dev, cfg, &dq, &dk, &dv, dqkv)

@@ -116,6 +116,40 @@ pub fn add_bias_rows<T: CudaFloat>(
     launched(op, unsafe { args.launch(cfg) })
 }
 
+/// `x[r, c] += bias[c]` in place: x (rows, cols), bias (cols).
+pub fn add_bias_rows_in_place<T: CudaFloat>(
+    dev: &CudaDevice,
+    x: &mut CudaSlice<T>,
+    bias: &CudaSlice<T>,
+) -> Result<()> {
+    let op = "cuda::add_bias_rows_in_place";
+    let cols = bias.len();
+    if cols == 0 || !x.len().is_multiple_of(cols) {
+        return Err(crate::TensorError::invalid(
+            op,
+            format!(
+                "x holds {} elements, not a multiple of the bias length {cols}",
+                x.len()
+            ),
+        ));
+    }
+    let rows = (x.len() / cols) as i64;
+    let cols_i = as_i32(op, "cols", cols)?;
+    let f = dev.typed::<T>(KernelModule::Elementwise, "add_bias_rows")?;
+    let cfg = flat_config(dev, x.len().div_ceil(T::PACK));
+    let stream = dev.stream().clone();
+    let (x_ptr, _record) = x.device_ptr_mut(&stream);
+    let mut args = stream.launch_builder(&f);
+    args.arg(&rows)
+        .arg(&cols_i)
+        .arg(&x_ptr)
+        .arg(bias)
+        .arg(&x_ptr);
+    // SAFETY: add_bias_rows_T reads x[i] and writes out[i] from the same thread (the same packs
+    // at the same offsets), so out = x is allowed; x holds rows * cols, bias cols.
+    launched(op, unsafe { args.launch(cfg) })
+}
+
 /// Sets every element to `value` (rounded to T).
 pub fn fill<T: CudaFloat>(dev: &CudaDevice, out: &mut CudaSlice<T>, value: f32) -> Result<()> {
     let op = "cuda::fill";

@@ -56,6 +56,47 @@ pub fn embedding_forward<T: CudaFloat>(
     out: &mut CudaSlice<T>,
 ) -> Result<()> {
     let op = "cuda::embedding_forward";
+    let Some(bad) = launch_forward(dev, op, shape, ids, table, pos, out)? else {
+        return Ok(());
+    };
+    let flag = dev
+        .stream()
+        .clone_dtoh(&bad)
+        .map_err(super::device::driver_error(op))?;
+    if flag[0] != 0 {
+        return Err(TensorError::invalid(
+            op,
+            format!("a token id is outside the vocabulary [0, {})", shape.vocab),
+        ));
+    }
+    Ok(())
+}
+
+/// [`embedding_forward`] for ids already checked on the host: the bad-id flag is not read, so
+/// nothing waits for the stream.
+pub fn embedding_forward_prechecked<T: CudaFloat>(
+    dev: &CudaDevice,
+    shape: EmbeddingShape,
+    ids: &CudaSlice<i32>,
+    table: &CudaSlice<T>,
+    pos: Option<&CudaSlice<T>>,
+    out: &mut CudaSlice<T>,
+) -> Result<()> {
+    let op = "cuda::embedding_forward";
+    launch_forward(dev, op, shape, ids, table, pos, out).map(drop)
+}
+
+/// Checks the buffers and launches embedding_fwd; returns the device flag that is non-zero when
+/// an id was out of range (`None` when there are no rows, and nothing was launched).
+fn launch_forward<T: CudaFloat>(
+    dev: &CudaDevice,
+    op: &'static str,
+    shape: EmbeddingShape,
+    ids: &CudaSlice<i32>,
+    table: &CudaSlice<T>,
+    pos: Option<&CudaSlice<T>>,
+    out: &mut CudaSlice<T>,
+) -> Result<Option<CudaSlice<i32>>> {
     let (rows, cols, vocab, seq_len) = shape.check(op)?;
     check_len(op, "ids", ids.len(), shape.rows)?;
     check_len(op, "table", table.len(), shape.vocab * shape.cols)?;
@@ -64,7 +105,7 @@ pub fn embedding_forward<T: CudaFloat>(
         check_len(op, "pos", p.len(), shape.seq_len * shape.cols)?;
     }
     if shape.rows == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let mut bad = dev.zeros::<i32>(1)?;
     let f = dev.typed::<T>(KernelModule::Embedding, "embedding_fwd")?;
@@ -81,17 +122,7 @@ pub fn embedding_forward<T: CudaFloat>(
     // SAFETY: ids hold rows, table V * C, pos T * C, out rows * C (checked); ids are bounds-
     // checked in the kernel before the table is read.
     launched(op, unsafe { args.launch(cfg) })?;
-    let flag = dev
-        .stream()
-        .clone_dtoh(&bad)
-        .map_err(super::device::driver_error(op))?;
-    if flag[0] != 0 {
-        return Err(TensorError::invalid(
-            op,
-            format!("a token id is outside the vocabulary [0, {})", shape.vocab),
-        ));
-    }
-    Ok(())
+    Ok(Some(bad))
 }
 
 /// Adds the gradient of [`embedding_forward`] into `dtable` (V, C) and `dpos` (T, C), fp32,

@@ -7,10 +7,11 @@
 //! `C^T = op(B)^T op(A)^T`: swap the operands and the roles of M and N.
 
 use cudarc::cublas::sys::cublasOperation_t;
-/// The cuBLAS handle and the GEMM trait that bounds the dtypes [`gemm()`] runs for (f32, bf16).
+/// The cuBLAS handle and its GEMM trait (implemented for f32 and bf16, the dtypes [`gemm()`]
+/// runs for; [`CudaFloat`] carries the call, so generic code needs no `Gemm` bound).
 pub use cudarc::cublas::{CudaBlas, Gemm};
 use cudarc::cublas::{GemmConfig, StridedBatchedConfig};
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{DevicePtr, DevicePtrMut};
 
 use super::device::CudaDevice;
 use super::dtype::CudaFloat;
@@ -78,16 +79,14 @@ impl GemmShape {
 }
 
 /// Runs `shape` on the device's cuBLAS handle: `c (batch, M, N) = alpha op(a) op(b) + beta c`.
-pub fn gemm<T: CudaFloat>(
+/// The operands are device buffers or views of them (`CudaSlice`, `CudaView`, `CudaViewMut`).
+pub fn gemm<T: CudaFloat, A: DevicePtr<T>, B: DevicePtr<T>, C: DevicePtrMut<T>>(
     dev: &CudaDevice,
     shape: GemmShape,
-    a: &CudaSlice<T>,
-    b: &CudaSlice<T>,
-    c: &mut CudaSlice<T>,
-) -> Result<()>
-where
-    CudaBlas: Gemm<T>,
-{
+    a: &A,
+    b: &B,
+    c: &mut C,
+) -> Result<()> {
     let op = "cuda::gemm";
     let GemmShape { m, n, k, .. } = shape;
     for (what, len, need) in [
@@ -144,6 +143,6 @@ where
         .map_err(super::device::driver_error(op))?;
     // SAFETY: every operand holds the elements its strides and leading dimensions reach
     // (checked above against the row-major extents, which are the same memory).
-    unsafe { blas.gemm_strided_batched(cfg, b, a, c) }
+    unsafe { T::gemm_strided_batched(&blas, cfg, b, a, c) }
         .map_err(|e| TensorError::invalid(op, format!("cuBLAS: {e:?}")))
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::cpu::{AdamWStep, adamw_update};
+use super::cuda;
 use crate::{Result, Tensor, TensorError};
 
 /// AdamW hyper-parameters; the defaults are PyTorch's.
@@ -32,7 +33,9 @@ impl Default for AdamWConfig {
     }
 }
 
-/// AdamW state: one pair of moment tensors per parameter, and the step count.
+/// AdamW state: one pair of moment tensors per parameter (f32, on the parameter's device), and
+/// the step count. Parameters are f32 on every device; on CUDA their gradients may be f32 or
+/// bf16.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdamW {
     /// The hyper-parameters.
@@ -69,16 +72,66 @@ impl AdamW {
         grads: &[&Tensor],
         lr: f32,
     ) -> Result<()> {
+        self.update(params, grads, lr, None)
+    }
+
+    /// One step with `clip_grad_norm` folded in: the gradients are scaled by
+    /// `max_norm / (norm + 1e-6)` when that is below 1, as `clip_grad_norm` would, but are left
+    /// unchanged. On CUDA the norm and the scale stay on the device and the AdamW kernel reads
+    /// the scale there (every gradient of one dtype); the norm is copied to the host once, after
+    /// the update is queued. Returns the norm before clipping.
+    pub fn step_clipped(
+        &mut self,
+        params: &mut [&mut Tensor],
+        grads: &[&Tensor],
+        lr: f32,
+        max_norm: f32,
+    ) -> Result<f32> {
+        let op = "AdamW::step_clipped";
+        if !(max_norm.is_finite() && max_norm > 0.0) {
+            return Err(TensorError::invalid(
+                op,
+                format!("max_norm must be finite and > 0, got {max_norm}"),
+            ));
+        }
+        super::check_pairs(op, params, grads)?;
+        if grads.first().is_some_and(|g| g.is_cuda()) {
+            let clip = cuda::norm_and_scale(op, grads, max_norm)?;
+            self.update(params, grads, lr, Some(&clip))?;
+            let dev = grads[0]
+                .cuda_device()
+                .ok_or_else(|| TensorError::invalid(op, "not on CUDA"))?;
+            return Ok(dev.download(&clip)?[0]);
+        }
+        let norm = super::global_grad_norm(grads)?;
+        let coefficient = max_norm / (norm + 1e-6);
+        if coefficient < 1.0 {
+            let scaled = grads
+                .iter()
+                .map(|g| crate::ops::elementwise::scale(g, coefficient))
+                .collect::<Result<Vec<_>>>()?;
+            let views: Vec<&Tensor> = scaled.iter().collect();
+            self.update(params, &views, lr, None)?;
+        } else {
+            self.update(params, grads, lr, None)?;
+        }
+        Ok(norm)
+    }
+
+    /// The update itself; `clip` is the device `[norm, scale]` buffer of a fused CUDA clip.
+    fn update(
+        &mut self,
+        params: &mut [&mut Tensor],
+        grads: &[&Tensor],
+        lr: f32,
+        clip: Option<&crate::cuda::CudaSlice<f32>>,
+    ) -> Result<()> {
         super::check_pairs("AdamW::step", params, grads)?;
         if self.exp_avg.is_empty() {
-            self.exp_avg = grads
-                .iter()
-                .map(|g| g.zeros_like())
-                .collect::<Result<_>>()?;
-            self.exp_avg_sq = grads
-                .iter()
-                .map(|g| g.zeros_like())
-                .collect::<Result<_>>()?;
+            // Moments are f32 on the gradient's device, whatever the gradient's dtype.
+            let zeros = |g: &&Tensor| Tensor::zeros(g.shape().clone(), g.device());
+            self.exp_avg = grads.iter().map(zeros).collect::<Result<_>>()?;
+            self.exp_avg_sq = grads.iter().map(zeros).collect::<Result<_>>()?;
         } else if self.exp_avg.len() != params.len() {
             return Err(TensorError::invalid(
                 "AdamW::step",
@@ -105,6 +158,20 @@ impl AdamW {
             param
                 .shape()
                 .expect_same("AdamW::step (state)", self.exp_avg[i].shape())?;
+            crate::tensor::check_same_device("AdamW::step (state)", param, &self.exp_avg[i])?;
+            if param.is_cuda() {
+                cuda::adamw_update(
+                    &c,
+                    lr,
+                    self.step,
+                    param,
+                    grad,
+                    &mut self.exp_avg[i],
+                    &mut self.exp_avg_sq[i],
+                    clip,
+                )?;
+                continue;
+            }
             adamw_update(
                 param.as_f32_slice_mut()?,
                 grad.as_f32_slice()?,

@@ -1,10 +1,15 @@
 //! The global gradient norm and clipping by it, as `torch.nn.utils.clip_grad_norm_`.
 
 use super::cpu::{scale_in_place, sum_of_squares};
+use super::cuda;
 use crate::{Result, Tensor};
 
-/// The L2 norm of all gradients together: sqrt(sum over tensors of sum of squares).
+/// The L2 norm of all gradients together: sqrt(sum over tensors of sum of squares). On CUDA
+/// (every gradient on one device) the squares are summed on the device, in fp32.
 pub fn global_grad_norm(grads: &[&Tensor]) -> Result<f32> {
+    if grads.first().is_some_and(|g| g.is_cuda()) {
+        return cuda::global_norm(grads);
+    }
     let mut total = 0.0f64;
     for g in grads {
         total += sum_of_squares(g.as_f32_slice()?);
@@ -22,7 +27,11 @@ pub fn clip_grad_norm(grads: &mut [&mut Tensor], max_norm: f32) -> Result<f32> {
     let coefficient = max_norm / (norm + 1e-6);
     if coefficient < 1.0 {
         for g in grads.iter_mut() {
-            scale_in_place(g.as_f32_slice_mut()?, coefficient);
+            if g.is_cuda() {
+                cuda::scale_in_place(g, coefficient)?;
+            } else {
+                scale_in_place(g.as_f32_slice_mut()?, coefficient);
+            }
         }
     }
     Ok(norm)

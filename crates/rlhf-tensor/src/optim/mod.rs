@@ -3,10 +3,16 @@
 //! The update rules follow PyTorch's `torch.optim.AdamW` and `torch.optim.SGD` exactly (decoupled
 //! weight decay, bias correction, eps added after the bias-corrected square root), so
 //! hyper-parameters carry over from TRL and friends.
+//!
+//! On CUDA, AdamW runs the fused device kernel (fp32 parameters and moments, gradients f32 or
+//! bf16), and the global norm is reduced on the device; [`AdamW::step_clipped`] also applies the
+//! clip on the device, without a host round trip before the update. SGD has no CUDA kernel yet:
+//! it is an `Unsupported` error on a CUDA parameter.
 
 mod adamw;
 mod clip;
 pub mod cpu;
+mod cuda;
 mod sgd;
 
 pub use adamw::{AdamW, AdamWConfig};

@@ -68,6 +68,12 @@ impl Sgd {
         lr: f32,
     ) -> Result<()> {
         super::check_pairs("Sgd::step", params, grads)?;
+        if let Some(p) = params.iter().find(|p| p.is_cuda()) {
+            return Err(crate::TensorError::Unsupported {
+                op: "Sgd::step (no CUDA kernel yet; use AdamW)",
+                device: p.device(),
+            });
+        }
         let c = self.config;
         let use_momentum = c.momentum != 0.0;
         let first_step = self.momentum_buffers.is_empty();

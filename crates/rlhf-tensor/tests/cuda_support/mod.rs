@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rlhf_tensor::cuda::{self, CudaDevice, CudaFloat, CudaSlice};
 
+pub mod tensors;
+
 /// Device 0, or None after printing one skip line (panics instead under RLHF_REQUIRE_GPU=1).
 pub fn gpu(test: &str) -> Option<Arc<CudaDevice>> {
     if cuda::gpu_count() == 0 {

@@ -11,6 +11,7 @@
 //! keeps the probabilities (B, H, T, T), as llm.c does.
 
 pub mod cpu;
+mod cuda;
 
 use cpu::AttentionDims;
 
@@ -58,6 +59,9 @@ pub fn attention(
             });
         }
     }
+    if qkv.is_cuda() {
+        return cuda::forward(&dims, qkv, padding_mask);
+    }
     let (b, t, h, c) = (dims.batch, dims.seq_len, dims.n_head, dims.channels());
     let mut out = Tensor::zeros([b, t, c], qkv.device())?;
     let mut att = Tensor::zeros([b, h, t, t], qkv.device())?;
@@ -84,6 +88,9 @@ pub fn attention_backward(dout: &Tensor, qkv: &Tensor, cache: &AttentionCache) -
         .expect_same(op, &Shape::new([b, h, t, t]))?;
     check_same_device(op, dout, qkv)?;
     check_same_device(op, &cache.att, qkv)?;
+    if qkv.is_cuda() {
+        return cuda::backward(&dims, dout, qkv, cache);
+    }
     let mut dqkv = qkv.zeros_like()?;
     cpu::attention_backward(
         &dims,

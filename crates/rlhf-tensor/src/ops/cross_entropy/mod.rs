@@ -10,6 +10,7 @@
 //! a training step instead of poisoning it, and the caller can still see it in `count`.
 
 pub mod cpu;
+mod cuda;
 
 use crate::{Result, Tensor, TensorError};
 
@@ -47,17 +48,26 @@ pub fn cross_entropy(logits: &Tensor, targets: &[i32], ignore_index: i32) -> Res
     let resolved = resolve_targets(op, targets, ignore_index, cols)?;
     let count = resolved.iter().flatten().count();
     let grad_scale = if count == 0 { 0.0 } else { 1.0 / count as f32 };
-    let mut losses = Tensor::zeros([rows], logits.device())?;
-    let mut dlogits = logits.zeros_like()?;
-    cpu::loss_and_grad_rows(
-        logits.as_f32_slice()?,
-        cols,
-        &resolved,
-        grad_scale,
-        losses.as_f32_slice_mut()?,
-        dlogits.as_f32_slice_mut()?,
-    );
-    let total: f64 = losses.as_f32_slice()?.iter().map(|&l| l as f64).sum();
+    let (losses, dlogits, total) = if logits.is_cuda() {
+        let (losses, dlogits) =
+            cuda::losses_and_grad(op, logits, targets, ignore_index, grad_scale, true)?;
+        let total: f64 = losses.try_to_vec_f32()?.iter().map(|&l| l as f64).sum();
+        let dlogits = dlogits.ok_or_else(|| TensorError::invalid(op, "no dlogits"))?;
+        (losses, dlogits, total)
+    } else {
+        let mut losses = Tensor::zeros([rows], logits.device())?;
+        let mut dlogits = logits.zeros_like()?;
+        cpu::loss_and_grad_rows(
+            logits.as_f32_slice()?,
+            cols,
+            &resolved,
+            grad_scale,
+            losses.as_f32_slice_mut()?,
+            dlogits.as_f32_slice_mut()?,
+        );
+        let total: f64 = losses.as_f32_slice()?.iter().map(|&l| l as f64).sum();
+        (losses, dlogits, total)
+    };
     Ok(CrossEntropy {
         loss: (total * grad_scale as f64) as f32,
         losses,
@@ -72,6 +82,9 @@ pub fn cross_entropy_losses(logits: &Tensor, targets: &[i32], ignore_index: i32)
     let op = "cross_entropy_losses";
     let (rows, cols) = check_logits(op, logits, targets.len())?;
     let resolved = resolve_targets(op, targets, ignore_index, cols)?;
+    if logits.is_cuda() {
+        return Ok(cuda::losses_and_grad(op, logits, targets, ignore_index, 0.0, false)?.0);
+    }
     let mut losses = Tensor::zeros([rows], logits.device())?;
     cpu::losses_rows(
         logits.as_f32_slice()?,

@@ -4,18 +4,19 @@
 //! use [`Tensor::add_assign`] to accumulate gradients and residual branches in place.
 
 pub mod cpu;
+mod cuda;
 
 use crate::tensor::check_same_device;
 use crate::{Result, Tensor, TensorError};
 
 /// `a + b` (equal shapes): the residual add.
 pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary("add", a, b, |x, y| x + y)
+    binary("add", a, b, cuda::Binary::Add, |x, y| x + y)
 }
 
 /// `a * b` (equal shapes).
 pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    binary("mul", a, b, |x, y| x * y)
+    binary("mul", a, b, cuda::Binary::Mul, |x, y| x * y)
 }
 
 /// Gradients of `mul`: (dout * b, dout * a).
@@ -26,6 +27,9 @@ pub fn mul_backward(dout: &Tensor, a: &Tensor, b: &Tensor) -> Result<(Tensor, Te
 
 /// `a * factor`.
 pub fn scale(a: &Tensor, factor: f32) -> Result<Tensor> {
+    if a.is_cuda() {
+        return cuda::scale(a, factor);
+    }
     let mut out = a.zeros_like()?;
     cpu::map(out.as_f32_slice_mut()?, a.as_f32_slice()?, |x| x * factor);
     Ok(out)
@@ -39,6 +43,9 @@ pub fn scale_backward(dout: &Tensor, factor: f32) -> Result<Tensor> {
 /// `x + bias` with `bias` (C) broadcast over the rows of x (..., C).
 pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     check_bias("add_bias", x, bias)?;
+    if x.is_cuda() {
+        return cuda::add_bias(x, bias);
+    }
     let mut out = x.zeros_like()?;
     cpu::add_bias_rows(
         out.as_f32_slice_mut()?,
@@ -51,6 +58,9 @@ pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
 /// Gradient of `add_bias` with respect to the bias: the column sums of dout (..., C) -> (C).
 /// (The gradient with respect to x is dout itself.)
 pub fn add_bias_backward(dout: &Tensor) -> Result<Tensor> {
+    if dout.is_cuda() {
+        return cuda::sum_rows(dout);
+    }
     let cols = dout.shape().last_dim();
     let sums = cpu::sum_rows(dout.as_f32_slice()?, cols);
     Tensor::from_vec(sums, [cols], dout.device())
@@ -70,9 +80,18 @@ pub(crate) fn check_bias(op: &'static str, x: &Tensor, bias: &Tensor) -> Result<
     }
 }
 
-fn binary(op: &'static str, a: &Tensor, b: &Tensor, f: fn(f32, f32) -> f32) -> Result<Tensor> {
+fn binary(
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    kind: cuda::Binary,
+    f: fn(f32, f32) -> f32,
+) -> Result<Tensor> {
     a.shape().expect_same(op, b.shape())?;
     check_same_device(op, a, b)?;
+    if a.is_cuda() {
+        return cuda::binary(op, kind, a, b);
+    }
     let mut out = a.zeros_like()?;
     cpu::zip_map(
         out.as_f32_slice_mut()?,

@@ -7,6 +7,7 @@
 //! token sits at position 0.
 
 pub mod cpu;
+mod cuda;
 
 use crate::tensor::check_same_device;
 use crate::{Result, Shape, Tensor, TensorError};
@@ -70,6 +71,10 @@ pub fn embedding(wte: &Tensor, wpe: Option<&Tensor>, ids: TokenIds<'_>) -> Resul
     let op = "embedding";
     let cols = check_tables(op, wte, wpe)?;
     let resolved = resolve(op, wte, wpe, &ids)?;
+    if wte.is_cuda() {
+        let out_shape = [ids.batch, ids.seq_len, cols];
+        return cuda::forward(wte, wpe, &resolved.tokens, &resolved.positions, out_shape);
+    }
     let mut out = Tensor::zeros([ids.batch, ids.seq_len, cols], wte.device())?;
     cpu::embedding_rows(
         wte.as_f32_slice()?,
@@ -98,6 +103,9 @@ pub fn embedding_backward(
     let expected = Shape::new([ids.batch, ids.seq_len, cols]);
     dout.shape().expect_same(op, &expected)?;
     check_same_device(op, dout, dwte)?;
+    if dout.is_cuda() {
+        return cuda::backward(dout, &resolved.tokens, &resolved.positions, dwte, dwpe);
+    }
     let dout = dout.as_f32_slice()?;
     cpu::scatter_add_rows(dout, &resolved.tokens, cols, dwte.as_f32_slice_mut()?);
     if let Some(dwpe) = dwpe {

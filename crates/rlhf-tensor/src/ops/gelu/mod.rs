@@ -2,6 +2,7 @@
 //! `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`. Shapes: any -> same.
 
 pub mod cpu;
+mod cuda;
 
 use crate::tensor::check_same_device;
 use crate::{Result, Tensor};
@@ -17,6 +18,9 @@ use crate::{Result, Tensor};
 /// # Ok::<(), rlhf_tensor::TensorError>(())
 /// ```
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.is_cuda() {
+        return cuda::gelu(x);
+    }
     let mut out = x.zeros_like()?;
     cpu::gelu(x.as_f32_slice()?, out.as_f32_slice_mut()?);
     Ok(out)
@@ -27,6 +31,9 @@ pub fn gelu_backward(dout: &Tensor, x: &Tensor) -> Result<Tensor> {
     let op = "gelu_backward";
     dout.shape().expect_same(op, x.shape())?;
     check_same_device(op, dout, x)?;
+    if x.is_cuda() {
+        return cuda::gelu_backward(dout, x);
+    }
     let mut dx = x.zeros_like()?;
     cpu::gelu_backward(
         dout.as_f32_slice()?,

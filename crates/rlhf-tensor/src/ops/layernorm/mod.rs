@@ -5,6 +5,7 @@
 //! dgamma (C) and dbeta (C).
 
 pub mod cpu;
+mod cuda;
 
 use crate::tensor::check_same_device;
 use crate::{Result, Tensor, TensorError};
@@ -56,6 +57,9 @@ pub fn layernorm(
             format!("eps must be finite and >= 0, got {eps}"),
         ));
     }
+    if x.is_cuda() {
+        return cuda::forward(x, gamma, beta, eps);
+    }
     let rows = x.shape().leading_rows();
     let mut out = x.zeros_like()?;
     let mut mean = Tensor::zeros([rows], x.device())?;
@@ -86,6 +90,11 @@ pub fn layernorm_backward(
     let rows = [x.shape().leading_rows()].into();
     cache.mean.shape().expect_same(op, &rows)?;
     cache.rstd.shape().expect_same(op, &rows)?;
+    check_same_device(op, &cache.mean, x)?;
+    check_same_device(op, &cache.rstd, x)?;
+    if x.is_cuda() {
+        return cuda::backward(dout, x, gamma, cache);
+    }
     let mut dx = x.zeros_like()?;
     let (dgamma, dbeta) = cpu::layernorm_rows_backward(
         dout.as_f32_slice()?,

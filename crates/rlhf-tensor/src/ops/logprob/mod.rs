@@ -7,8 +7,10 @@
 //! writes dlogits (..., V) in one fused pass per row (see [`cpu`]).
 
 pub mod cpu;
+mod cuda;
 
 use crate::ops::cross_entropy::check_logits;
+use crate::tensor::check_same_device;
 use crate::{Result, Shape, Tensor, TensorError};
 
 /// The result of [`token_logprobs`].
@@ -36,6 +38,10 @@ pub fn token_logprobs(logits: &Tensor, tokens: &[u32], temperature: f32) -> Resu
     let (rows, cols) = check_logits(op, logits, tokens.len())?;
     let tokens = check_tokens(op, tokens, cols)?;
     let inv_temperature = check_temperature(op, temperature)?;
+    if logits.is_cuda() {
+        let (logp, entropy) = cuda::forward(logits, &tokens, temperature)?;
+        return Ok(TokenLogProbs { logp, entropy });
+    }
     let mut logp = Tensor::zeros([rows], logits.device())?;
     let mut entropy = Tensor::zeros([rows], logits.device())?;
     cpu::token_logprobs_rows(
@@ -63,6 +69,13 @@ pub fn token_logprobs_backward(
     let tokens = check_tokens(op, tokens, cols)?;
     let inv_temperature = check_temperature(op, temperature)?;
     let rows_shape = Shape::new([rows]);
+    for grad in [d_logp, d_entropy].into_iter().flatten() {
+        grad.shape().expect_same(op, &rows_shape)?;
+        check_same_device(op, logits, grad)?;
+    }
+    if logits.is_cuda() {
+        return cuda::backward(logits, &tokens, temperature, d_logp, d_entropy);
+    }
     let upstream = |grad: Option<&Tensor>| -> Result<Vec<f32>> {
         match grad {
             Some(grad) => {

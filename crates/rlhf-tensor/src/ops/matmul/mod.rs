@@ -7,6 +7,7 @@
 //! and `a` is not transposed, the batch folds into M and the product is one large GEMM.
 
 pub mod cpu;
+mod cuda;
 
 use cpu::{BatchOperand, MatLayout, batched_gemm_into, gemm_into};
 
@@ -162,10 +163,14 @@ pub fn matmul(a: &Tensor, b: &Tensor, bias: Option<&Tensor>, spec: MatmulSpec) -
                     right: bias.shape().clone(),
                 });
             }
-            Some(bias.as_f32_slice()?)
+            Some(bias)
         }
         None => None,
     };
+    if a.is_cuda() {
+        return cuda::forward(&plan, spec, a, b, bias_data);
+    }
+    let bias_data = bias_data.map(Tensor::as_f32_slice).transpose()?;
     let mut out = Tensor::zeros(plan.out_shape.clone(), a.device())?;
     forward_slices(
         &plan,
@@ -189,6 +194,9 @@ pub fn matmul_backward(
     dout.shape()
         .expect_same("matmul_backward (dout vs output)", &plan.out_shape)?;
     check_same_device("matmul_backward", dout, a)?;
+    if a.is_cuda() {
+        return cuda::backward(&plan, spec, dout, a, b, has_bias);
+    }
     let dout_data = dout.as_f32_slice()?;
     let mut da = a.zeros_like()?;
     let mut db = b.zeros_like()?;

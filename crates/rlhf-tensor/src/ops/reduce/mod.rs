@@ -2,22 +2,43 @@
 //! shape `[]`; its gradient `dout` is a one-element tensor.
 
 pub mod cpu;
+mod cuda;
 
 use crate::tensor::check_same_device;
-use crate::{Result, Shape, Tensor, TensorError};
+use crate::{DType, Result, Shape, Tensor, TensorError};
 
+/// A scalar result (f32) on `like`'s device.
 fn scalar(value: f32, like: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(vec![value], Shape::scalar(), like.device())
 }
 
-/// The sum of all elements.
+/// `value` in x's shape, on x's device (f32 on the CPU; x's storage dtype on CUDA).
+fn full_like(x: &Tensor, value: f32) -> Result<Tensor> {
+    let full = Tensor::full(x.shape().clone(), value, x.device())?;
+    if x.is_cuda() && x.dtype() != DType::F32 {
+        full.to_dtype(x.dtype())
+    } else {
+        Ok(full)
+    }
+}
+
+/// The sum of all elements of x's storage, in f32.
+fn total(x: &Tensor) -> Result<f32> {
+    if x.is_cuda() {
+        cuda::sum(x)
+    } else {
+        Ok(cpu::sum(x.as_f32_slice()?))
+    }
+}
+
+/// The sum of all elements (an f32 scalar on x's device).
 pub fn sum(x: &Tensor) -> Result<Tensor> {
-    scalar(cpu::sum(x.as_f32_slice()?), x)
+    scalar(total(x)?, x)
 }
 
 /// Gradient of [`sum`]: `dout` broadcast to x's shape.
 pub fn sum_backward(dout: &Tensor, x: &Tensor) -> Result<Tensor> {
-    Tensor::full(x.shape().clone(), dout.to_scalar()?, x.device())
+    full_like(x, dout.to_scalar()?)
 }
 
 /// The mean of all elements (an error for an empty tensor).
@@ -28,16 +49,12 @@ pub fn mean(x: &Tensor) -> Result<Tensor> {
             "the mean of an empty tensor is undefined",
         ));
     }
-    scalar(cpu::sum(x.as_f32_slice()?) / x.numel() as f32, x)
+    scalar(total(x)? / x.numel() as f32, x)
 }
 
 /// Gradient of [`mean`]: `dout / n` everywhere.
 pub fn mean_backward(dout: &Tensor, x: &Tensor) -> Result<Tensor> {
-    Tensor::full(
-        x.shape().clone(),
-        dout.to_scalar()? / x.numel().max(1) as f32,
-        x.device(),
-    )
+    full_like(x, dout.to_scalar()? / x.numel().max(1) as f32)
 }
 
 /// The largest element (an error for an empty tensor or one holding NaN).
@@ -49,14 +66,22 @@ pub fn max(x: &Tensor) -> Result<Tensor> {
 /// Gradient of [`max`]: `dout` at the (first) largest element, zero elsewhere.
 pub fn max_backward(dout: &Tensor, x: &Tensor) -> Result<Tensor> {
     let (index, _) = argmax_checked("max_backward", x)?;
+    if x.is_cuda() {
+        return cuda::one_hot_like(x, index, dout.to_scalar()?);
+    }
     let mut dx = x.zeros_like()?;
     dx.as_f32_slice_mut()?[index] = dout.to_scalar()?;
     Ok(dx)
 }
 
+/// The first largest element and its index; on CUDA found on a host copy (no device kernel yet).
 fn argmax_checked(op: &'static str, x: &Tensor) -> Result<(usize, f32)> {
-    cpu::argmax(x.as_f32_slice()?)
-        .ok_or_else(|| TensorError::invalid(op, "the tensor is empty or holds NaN"))
+    let found = if x.is_cuda() {
+        cpu::argmax(&x.try_to_vec_f32()?)
+    } else {
+        cpu::argmax(x.as_f32_slice()?)
+    };
+    found.ok_or_else(|| TensorError::invalid(op, "the tensor is empty or holds NaN"))
 }
 
 /// sum(x * mask) / sum(mask): the mean over the positions the mask keeps (0/1 mask of x's shape,
@@ -76,7 +101,11 @@ pub fn masked_mean_backward(dout: &Tensor, x: &Tensor, mask: &Tensor) -> Result<
 fn masked_parts(op: &'static str, x: &Tensor, mask: &Tensor) -> Result<(f32, f32)> {
     x.shape().expect_same(op, mask.shape())?;
     check_same_device(op, x, mask)?;
-    let (total, count) = cpu::masked_sum(x.as_f32_slice()?, mask.as_f32_slice()?);
+    let (total, count) = if x.is_cuda() {
+        cuda::masked_sum(op, x, mask)?
+    } else {
+        cpu::masked_sum(x.as_f32_slice()?, mask.as_f32_slice()?)
+    };
     if count <= 0.0 {
         return Err(TensorError::invalid(op, "the mask keeps no element"));
     }

@@ -4,6 +4,7 @@
 //! log-probabilities), as llm.c keeps it, so the forward never has to be recomputed.
 
 pub mod cpu;
+mod cuda;
 pub mod rowwise;
 
 use crate::tensor::check_same_device;
@@ -18,17 +19,28 @@ use crate::{Result, Tensor, TensorError};
 /// # Ok::<(), rlhf_tensor::TensorError>(())
 /// ```
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
-    row_op("softmax", x, cpu::softmax_rows)
+    row_op("softmax", x, cuda::Kind::Softmax, cpu::softmax_rows)
 }
 
 /// Gradient of [`softmax`] from `dout` (..., V) and the forward's output `probs` (..., V).
 pub fn softmax_backward(dout: &Tensor, probs: &Tensor) -> Result<Tensor> {
-    row_backward("softmax_backward", dout, probs, cpu::softmax_rows_backward)
+    row_backward(
+        "softmax_backward",
+        dout,
+        probs,
+        cuda::Kind::Softmax,
+        cpu::softmax_rows_backward,
+    )
 }
 
 /// `log_softmax(x)` over the last axis: (..., V) -> (..., V).
 pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
-    row_op("log_softmax", x, cpu::log_softmax_rows)
+    row_op(
+        "log_softmax",
+        x,
+        cuda::Kind::LogSoftmax,
+        cpu::log_softmax_rows,
+    )
 }
 
 /// Gradient of [`log_softmax`] from `dout` (..., V) and the forward's output `logp` (..., V).
@@ -37,6 +49,7 @@ pub fn log_softmax_backward(dout: &Tensor, logp: &Tensor) -> Result<Tensor> {
         "log_softmax_backward",
         dout,
         logp,
+        cuda::Kind::LogSoftmax,
         cpu::log_softmax_rows_backward,
     )
 }
@@ -52,8 +65,16 @@ fn check_rows(op: &'static str, x: &Tensor) -> Result<()> {
     Ok(())
 }
 
-fn row_op(op: &'static str, x: &Tensor, kernel: fn(&[f32], usize, &mut [f32])) -> Result<Tensor> {
+fn row_op(
+    op: &'static str,
+    x: &Tensor,
+    kind: cuda::Kind,
+    kernel: fn(&[f32], usize, &mut [f32]),
+) -> Result<Tensor> {
     check_rows(op, x)?;
+    if x.is_cuda() {
+        return cuda::forward(op, kind, x);
+    }
     let mut out = x.zeros_like()?;
     kernel(
         x.as_f32_slice()?,
@@ -67,11 +88,15 @@ fn row_backward(
     op: &'static str,
     dout: &Tensor,
     saved: &Tensor,
+    kind: cuda::Kind,
     kernel: fn(&[f32], &[f32], usize, &mut [f32]),
 ) -> Result<Tensor> {
     check_rows(op, saved)?;
     dout.shape().expect_same(op, saved.shape())?;
     check_same_device(op, dout, saved)?;
+    if saved.is_cuda() {
+        return cuda::backward(op, kind, dout, saved);
+    }
     let mut dx = saved.zeros_like()?;
     kernel(
         dout.as_f32_slice()?,
