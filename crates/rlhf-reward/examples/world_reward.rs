@@ -49,6 +49,8 @@ struct Args {
     epochs: usize,
     lr: f32,
     min_agreement: f64,
+    n_embd: usize,
+    n_layer: usize,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -63,6 +65,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         epochs: 2,
         lr: 3e-4,
         min_agreement: 0.75,
+        n_embd: 64,
+        n_layer: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +82,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--epochs" => args.epochs = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
+            "--n-embd" => args.n_embd = value()?.parse()?,
+            "--n-layer" => args.n_layer = value()?.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -102,7 +108,7 @@ fn build_sft(world: &World, args: &Args, dir: &Path) -> Result<(), Box<dyn Error
             min_frequency: 2,
         },
     )?;
-    let mut config = GptConfig::new(tok.vocab_size(), 64, 64, 2, 4);
+    let mut config = GptConfig::new(tok.vocab_size(), 64, args.n_embd, args.n_layer, 4);
     config.eos_token_id = Some(tok.eos_id());
     config.pad_token_id = Some(tok.pad_id());
     let gpt = Gpt::new(config, 0, &mut Rng::new(args.seed), Device::Cpu)?;
@@ -234,7 +240,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         pad_token_id: tok.pad_id(),
         max_len: sft.config.n_positions,
     };
-    let mut builder = PreferenceBuilder::new(&tok, sequence, RuleColumns::Off);
+    let rule_ids = world.rules.rules.iter().map(|r| r.id.clone()).collect();
+    let mut builder = PreferenceBuilder::new(&tok, sequence, RuleColumns::Fixed(rule_ids));
     for (task, prompt) in test_tasks.iter().zip(&world.eval_prompts) {
         let truth = world.label(&researchers, task)?;
         if truth.ranking.tiers.len() < 2 {
@@ -242,6 +249,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let class = format!("{:?}", prompt.kind.class()).to_lowercase();
         builder.add(&truth.ranking.into(), &class)?;
+        builder.add(&truth.violations.into(), &class)?;
     }
     let test = builder.build()?.comparisons;
 
@@ -287,11 +295,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         let seconds = started.elapsed().as_secs_f64();
         let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
         eprintln!(
-            "{name}: {} records, {} train comparisons, held-out truth accuracy {:.4} (length baseline {:.4}), {seconds:.0} s",
+            "{name}: {} records, {} train comparisons, held-out truth accuracy {:.4} (length baseline {:.4}), rule heads {:?}, {seconds:.0} s",
             records.len(),
             trained.train_comparisons,
             truth.overall.accuracy,
-            truth.overall.length_baseline_accuracy
+            truth.overall.length_baseline_accuracy,
+            truth.rule_accuracy
         );
         reports.insert(
             name.into(),
