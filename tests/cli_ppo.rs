@@ -118,6 +118,11 @@ fn ppo_runs_checkpoints_and_resumes_on_the_world() {
         "older checkpoints are removed"
     );
 
+    // Running again into the same directory without --resume is refused.
+    let again = rlhf(&args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
     // Resume to 16 episodes: steps 3 and 4 are appended.
     write_config(16);
     let mut resumed = args.to_vec();
@@ -155,6 +160,8 @@ fn ppo_errors_name_what_is_wrong() {
         assert!(!output.status.success());
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
+    let err = run("world", &["--resume"]);
+    assert!(err.contains("no PPO checkpoint"), "{err}");
     let err = run(s(&dir), &[]);
     assert!(err.contains("reward-model directories"), "{err}");
     let config = dir.join("bad.toml");

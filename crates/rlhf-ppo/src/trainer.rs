@@ -255,6 +255,15 @@ impl PpoTrainer {
                 ));
             }
         }
+        if config.ptx_coef > 0.0 && config.ptx_seq_len > policy.config.n_positions {
+            return Err(TrainError::config(
+                "ptx_seq_len",
+                format!(
+                    "{} exceeds the policy's n_positions = {}",
+                    config.ptx_seq_len, policy.config.n_positions
+                ),
+            ));
+        }
         if config.ptx_coef > 0.0 && ptx_data.is_empty() {
             return Err(TrainError::config(
                 "ptx_coef",
