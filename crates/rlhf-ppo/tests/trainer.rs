@@ -271,4 +271,18 @@ fn critic_starts_from_the_given_model_and_bad_setups_are_refused() {
     s.ptx_data.clear();
     let err = PpoTrainer::new(s).err().unwrap().to_string();
     assert!(err.contains("ptx_coef"), "{err}");
+
+    let s = setup(
+        PpoConfig {
+            ptx_coef: 1.0,
+            ptx_seq_len: 100,
+            ..config()
+        },
+        good_token_reward(),
+    );
+    let err = PpoTrainer::new(s).err().unwrap().to_string();
+    assert!(
+        err.contains("ptx_seq_len") && err.contains("n_positions"),
+        "{err}"
+    );
 }

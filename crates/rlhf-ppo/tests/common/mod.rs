@@ -85,6 +85,7 @@ pub fn config() -> PpoConfig {
         response_length: 6,
         temperature: 1.0,
         local_rollout_forward_batch_size: 3,
+        ptx_seq_len: 10,
         ..PpoConfig::default()
     }
 }
