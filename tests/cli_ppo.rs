@@ -126,7 +126,7 @@ fn ppo_runs_checkpoints_and_resumes_on_the_world() {
     // Resume to 16 episodes: steps 3 and 4 are appended.
     write_config(16);
     let mut resumed = args.to_vec();
-    resumed.push("--resume");
+    resumed.extend(["--resume", "--eval"]);
     let second = rlhf(&resumed);
     assert!(
         second.status.success(),
@@ -134,6 +134,18 @@ fn ppo_runs_checkpoints_and_resumes_on_the_world() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert_eq!(metrics_steps(&out), vec![1, 2, 3, 4]);
+    // --eval compares SFT and PPO on the world's held-out prompts.
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&second.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["steps"], 4);
+    assert_eq!(
+        (&lines[1]["eval"], &lines[2]["eval"]),
+        (&"sft".into(), &"ppo".into())
+    );
+    assert_eq!(lines[1]["kl_to_reference"], 0.0);
+    assert_eq!(lines[2]["prompts"], 200);
     let policy = Gpt::load(&out.join("policy"), Device::Cpu).unwrap();
     assert_eq!(policy.params.n_scalar_heads(), 0);
 }
