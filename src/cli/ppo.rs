@@ -187,7 +187,11 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     write_atomic(&args.out.join("ppo.toml"), config.to_toml().as_bytes())?;
     let decode_tok = tok.clone();
-    let decode = move |ids: &[u32]| decode_tok.decode_skip_special(ids).unwrap_or_default();
+    let decode = move |ids: &[u32]| {
+        decode_tok
+            .decode_skip_special(ids)
+            .map_err(|e| e.to_string())
+    };
     let spec = SampleSpec {
         response_length: config.response_length,
         temperature: config.temperature as f32,

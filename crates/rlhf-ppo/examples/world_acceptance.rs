@@ -126,7 +126,11 @@ fn main() -> ExitCode {
     let rl_prompts = to_prompts(&world.rl_prompts);
     let eval_prompts = to_prompts(&world.eval_prompts);
     let decode_tok = tok.clone();
-    let decode = move |ids: &[u32]| decode_tok.decode_skip_special(ids).unwrap_or_default();
+    let decode = move |ids: &[u32]| {
+        decode_tok
+            .decode_skip_special(ids)
+            .map_err(|e| e.to_string())
+    };
     let base_config = PpoConfig {
         learning_rate: arg("--lr", 5e-4),
         per_device_train_batch_size: 16,

@@ -24,8 +24,9 @@ pub struct PpoPrompt {
     pub tokens: Vec<u32>,
 }
 
-/// Turns response tokens (without the stop token) into text for the reward function.
-pub type Decode = dyn Fn(&[u32]) -> String + Send + Sync;
+/// Turns response tokens (without the stop token) into text for the reward function; an
+/// error (e.g. an id the tokenizer does not know) stops the step with the episode named.
+pub type Decode = dyn Fn(&[u32]) -> Result<String, String> + Send + Sync;
 
 /// How responses are sampled.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -184,11 +185,15 @@ pub fn score_sequences(
     let responses: Vec<Vec<u32>> = (0..seqs.batch).map(|b| seqs.response(b)).collect();
     let texts: Vec<String> = responses
         .iter()
-        .map(|r| match r.split_last() {
-            Some((&last, head)) if last == stop_token_id => decode(head),
-            _ => decode(r),
+        .enumerate()
+        .map(|(b, r)| {
+            match r.split_last() {
+                Some((&last, head)) if last == stop_token_id => decode(head),
+                _ => decode(r),
+            }
+            .map_err(|e| TrainError::Input(format!("decoding the response of episode {b}: {e}")))
         })
-        .collect();
+        .collect::<TrainResult<_>>()?;
     let episodes: Vec<Episode<'_>> = (0..seqs.batch)
         .map(|b| Episode {
             prompt: prompt_texts[b],
@@ -424,7 +429,7 @@ mod tests {
             .collect();
         let picked: Vec<&crate::PpoPrompt> = texts.iter().collect();
         let mut reward = FnReward::new("one", |_: &Episode<'_>| Ok(1.0));
-        let decode = |t: &[u32]| format!("{t:?}");
+        let decode = |t: &[u32]| Ok(format!("{t:?}"));
         // Stop at the first token sampled for prompt 0: that response stops at once; the
         // others get two tokens to find it.
         let spec = SampleSpec {

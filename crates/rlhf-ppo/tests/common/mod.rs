@@ -98,7 +98,7 @@ pub fn setup(config: PpoConfig, reward: Box<dyn RewardFunction>) -> PpoSetup {
         reference: None,
         critic_init: None,
         reward,
-        decode: Box::new(decode),
+        decode: Box::new(|t: &[u32]| Ok(decode(t))),
         prompts: prompts(),
         ptx_data: ptx_data(),
         eos_token_id: EOS,
