@@ -300,6 +300,21 @@ fn stage_commands_share_the_run_directory() {
         summary["policies"]["mine"]["total"],
         summary["policies"]["sft"]["total"]
     );
+    // `rlhf run --resume` finishes the run; a retrained policy is evaluated again, not read back.
+    let out = rlhf(&["run", "--resume", d, "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let before = read(&dir.join("eval/sft.jsonl"));
+    let base_before = read(&dir.join("eval/base.jsonl"));
+    let out = rlhf(&["sft", "--run", d, "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = rlhf(&["run", "--resume", d, "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_ne!(
+        read(&dir.join("eval/sft.jsonl")),
+        before,
+        "the retrained SFT model was not re-evaluated"
+    );
+    assert_eq!(read(&dir.join("eval/base.jsonl")), base_before);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
