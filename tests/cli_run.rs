@@ -79,6 +79,7 @@ fn micro_run_writes_everything_and_names_the_missing_stages() {
         "labels/feedback.jsonl",
         "raters/report.json",
         "preferences.jsonl",
+        "preferences_all.jsonl",
         "eval/sft.jsonl",
         "metrics.jsonl",
         "report.md",
