@@ -45,25 +45,33 @@ pub fn run(ctx: &RunContext) -> Result<RunOutcome> {
 
     // ==== HOOK: stages 6 (reward model) and 7 (PPO) go here ====================================
     // Available at this point:
-    // - `rated.preferences`: the preference dataset, one `Feedback::Ranking` (K-way, super
-    //   raters' Bradley–Terry order, ties allowed) then one `Feedback::RuleViolations` (super
-    //   raters' Dawid–Skene flags) per prompt; also on disk as `DIR/preferences.jsonl` (native).
-    // - `sft_model.model_dir` (`DIR/models/sft`, HF GPT-2 + tokenizer.json): the RM's and PPO's
-    //   initialisation and PPO's frozen reference.
-    // - `base.tokenizer` (BpeTokenizer), `base.held_out` (pretraining windows for PPO-ptx).
-    // - `world`: `world.rl_prompts` (render with `.render()`), `world.rules`, `world.judge(..)`.
-    // - `ctx.config.reward_model`, `ctx.config.ppo`, `ctx.dir` (`ctx.dir.model_dir("rm")`, ...),
-    //   `ctx.progress.bar(..)`, `ctx.check_halt(stage, step)`, `ctx.dir.is_done/mark_done`.
-    // Stage 6:
-    //   let rm = reward_model_stage(ctx, &world, &base, &sft_model, &rated)?;  // DIR/models/rm
+    // - `rated.preferences`: the super raters' preference dataset, per prompt one
+    //   `Feedback::Ranking` (K-way, Bradley–Terry order, ties allowed) then one
+    //   `Feedback::RuleViolations` (Dawid–Skene flags); `DIR/preferences.jsonl` (native JSONL).
+    //   `rated.preferences_all`: the same from every rater, unscreened (`preferences_all.jsonl`),
+    //   for the reward model trained without screening (`RewardModelSummary::accuracy_unscreened`).
+    // - `labels.sft_references()`: (Prompt, SFT response) pairs to normalise the reward on.
+    // - `sft_model.model_dir` (`DIR/models/sft`, HF GPT-2 + tokenizer.json): the reward model's
+    //   and PPO's initialisation and PPO's frozen reference.
+    // - `base.tokenizer` (BpeTokenizer); `base.train_windows` (pretraining batches for PPO-ptx;
+    //   `base.held_out` is what the alignment tax is measured on, keep it out of training).
+    // - `world`: `pipeline::world::distinct(&world.rl_prompts)` (render with `.render()`),
+    //   `world.rules`, `world.judge(prompt, response)`.
+    // - `ctx.config.reward_model`, `ctx.config.ppo` (TRL names), `ctx.dir.model_dir("rm")`,
+    //   `ctx.progress.bar(stage, len, unit)`, `ctx.check_halt(stage, step)`,
+    //   `ctx.dir.is_done(stage)` / `mark_done(stage, seconds)`, `rundir::Metrics` +
+    //   `ctx.dir.write_metrics(stage, lines, &stage_names())`.
+    // Stage 6 (e.g. `rlhf_reward::train_reward_model(sft_gpt, &base.tokenizer,
+    //   &[("screened", &rated.preferences)], &labels.sft_references(), &cfg, Some(dir), ..)`):
     //   reward_model = RewardModelSummary { accuracy: Some(..), accuracy_unscreened: .., loss: .., ece: .. };
-    // Stage 7 (with and without PPO-ptx):
+    // Stage 7 (`rlhf_ppo::train_ppo(setup, Some(dir), resume, ..)`), with and without PPO-ptx:
     //   for (name, ptx) in [("ppo", ctx.config.ppo.ptx_coef), ("ppo_no_ptx", 0.0)] {
-    //       let dir = ppo_stage(ctx, &world, &base, &sft_model, &rm, name, ptx)?; // DIR/models/NAME
+    //       let dir = ...; // DIR/models/NAME, an HF GPT-2 policy + tokenizer.json
     //       policies.push(Policy::new(name, dir));
     //   }
-    // Then set `available: true` for both in `STAGES`; PPO's per-step metrics written under
-    // stage name `ppo` with keys `objective/scores` and `objective/kl` are plotted automatically.
+    // Then set `available: true` for both in `STAGES`. PPO per-step metrics written under stage
+    // name `ppo` with keys `objective/scores` and `objective/kl` are plotted automatically, and
+    // the summary's "ppo total > sft total" check fills in once a `ppo` policy is evaluated.
     // ===========================================================================================
 
     let evals = eval::evaluate(ctx, &world, &base, &policies, false)?;
