@@ -20,7 +20,7 @@
 //!   `logprob` (selected-token log-probs and entropy under a temperature), `attention` (causal,
 //!   padding-masked, over GPT-2's packed qkv).
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping (AdamW, the norm
-//!   and the clip also on CUDA, with a fused clipped step; SGD CPU only).
+//!   and the clip also on CUDA, with a fused clipped step; SGD on CUDA too).
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
 //! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry, cuBLAS GEMM, typed
 //!   launch wrappers, and the device storage behind `Device::Cuda(n)` tensors. Detection never
