@@ -86,3 +86,36 @@ __device__ __forceinline__ void adamw_pack(const AdamWConfig& cfg, long long i, 
   }
 
 FOR_EACH_DTYPE(ADAMW_KERNELS)
+
+// SGD with momentum, dampening, Nesterov and (coupled) weight decay, exactly as torch.optim.SGD,
+// on fp32 weights and an fp32 momentum buffer, the gradient in the storage dtype:
+//   g = grad + wd * p;  buf = first_step ? g : momentum * buf + (1 - dampening) * g
+//   d = nesterov ? g + momentum * buf : buf   (d = g when there is no buffer)
+//   p = p - lr * d
+// Passed by value; mirrors `SgdConfig` in rlhf-tensor's cuda::adamw (repr(C)).
+struct SgdConfig {
+  long long n;         // number of parameters
+  float lr;            // learning rate
+  float momentum;      // momentum factor (the buffer is null when it is 0)
+  float dampening;     // dampening of the momentum
+  float weight_decay;  // L2 penalty added to the gradient
+  int nesterov;        // 1: Nesterov momentum
+  int first_step;      // 1: the buffer starts as the gradient
+};
+
+#define SGD_KERNELS(T, S)                                                                           \
+  /* param (n) f32 in place; grad (n); buf (n) f32 in place, nullable */                            \
+  extern "C" __global__ void sgd_##S(SgdConfig cfg, float* param, const T* grad, float* buf) {     \
+    GRID_STRIDE(i, cfg.n) {                                                                         \
+      const float p = param[i];                                                                     \
+      float g = to_f32(grad[i]) + cfg.weight_decay * p;                                             \
+      if (buf) {                                                                                    \
+        const float b = cfg.first_step ? g : cfg.momentum * buf[i] + (1.0f - cfg.dampening) * g;   \
+        buf[i] = b;                                                                                 \
+        g = cfg.nesterov ? g + cfg.momentum * b : b;                                                \
+      }                                                                                             \
+      param[i] = p - cfg.lr * g;                                                                    \
+    }                                                                                               \
+  }
+
+FOR_EACH_DTYPE(SGD_KERNELS)

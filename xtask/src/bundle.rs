@@ -12,8 +12,12 @@ use crate::kernels::workspace_root;
 /// The bundle must stay well under this size (the GPU machine's transfer limit is 64 MiB).
 const MAX_BUNDLE_BYTES: u64 = 60 * 1024 * 1024;
 
-/// Integration tests of rlhf-tensor whose name starts with this exercise the GPU.
+/// Integration tests whose name starts with this exercise the GPU.
 const GPU_TEST_PREFIX: &str = "cuda_";
+
+/// The packages whose `cuda_*` integration tests go into the bundle: the kernels and the
+/// `Tensor` API (rlhf-tensor), the model on the GPU (rlhf-transformer).
+const GPU_TEST_PACKAGES: [&str; 2] = ["rlhf-tensor", "rlhf-transformer"];
 
 /// The benchmark example of rlhf-tensor.
 const BENCH_EXAMPLE: &str = "cuda_bench";
@@ -27,18 +31,12 @@ pub fn run() -> Result<()> {
     }
     fs::create_dir_all(out.join("tests"))?;
 
-    let tests = cargo_executables(
-        &root,
-        &[
-            "test",
-            "-p",
-            "rlhf-tensor",
-            "--release",
-            "--no-run",
-            "--message-format=json",
-        ],
-        "test",
-    )?;
+    let mut test_args = vec!["test"];
+    for package in GPU_TEST_PACKAGES {
+        test_args.extend(["-p", package]);
+    }
+    test_args.extend(["--release", "--no-run", "--message-format=json"]);
+    let tests = cargo_executables(&root, &test_args, "test")?;
     let mut copied = Vec::new();
     for (name, exe) in tests.iter().filter(|(t, _)| t.starts_with(GPU_TEST_PREFIX)) {
         copied.push(copy_stripped(exe, &out.join("tests").join(name))?);

@@ -4,20 +4,27 @@
 //! explicit backward, and the caller writes its backward pass out in reverse (no tape).
 //!
 //! Parts:
-//! - [`Tensor`] ([`tensor`]): shape, dtype, device, contiguous row-major storage; f32 compute,
-//!   bf16/f16 storage converted at the edges; host copies and byte views.
+//! - [`Tensor`] ([`tensor`]): shape, dtype, device, contiguous row-major storage; on the CPU f32
+//!   compute with bf16/f16 storage converted at the edges, on `Device::Cuda(n)` a device buffer
+//!   of f32 or bf16 that ops compute on directly (fp32 inside the kernels); host copies
+//!   (device-to-host on CUDA), dtype conversion (on the device on CUDA), byte views (CPU).
 //! - [`Shape`], [`DType`], [`Device`]: the tensor's metadata (serde-serialisable).
 //! - [`TensorError`]: every failure names the op and both shapes.
 //! - [`Rng`]: the seeded, checkpointable generator (ChaCha8) behind every random choice.
 //! - [`ops`]: matmul, elementwise, reductions (and the neural-network ops), each with backward;
-//!   `ops::<family>::cpu` holds generic kernels over [`Float`] (f32 for work, f64 for checks).
+//!   `ops::<family>::cpu` holds generic kernels over [`Float`] (f32 for work, f64 for checks);
+//!   each op dispatches on its operands' device (CPU kernels, or the [`cuda`] launch wrappers),
+//!   and operands on different devices are an error naming the op and both devices.
 //! - neural-network ops in [`ops`]: `embedding` (tokens and positions, scatter-add backward),
 //!   `layernorm`, `gelu`, `softmax` (and log-softmax), `cross_entropy` (fused, ignore index),
 //!   `logprob` (selected-token log-probs and entropy under a temperature), `attention` (causal,
 //!   padding-masked, over GPT-2's packed qkv).
-//! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping.
+//! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping (AdamW, the norm
+//!   and the clip also on CUDA, with a fused clipped step; SGD on CUDA too).
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
-//! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry and cuBLAS GEMM.
+//! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry, cuBLAS GEMM, typed
+//!   launch wrappers, and the device storage behind `Device::Cuda(n)` tensors. Detection never
+//!   panics: without a GPU, creating a CUDA tensor is an error naming the device.
 //!
 //! ```
 //! use rlhf_tensor::{Device, Tensor, ops::matmul::{matmul, MatmulSpec}};
@@ -25,6 +32,21 @@
 //! let eye = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], [2, 2], Device::Cpu)?;
 //! let out = matmul(&a, &eye, None, MatmulSpec::NN)?;
 //! assert_eq!(out.to_vec_f32(), vec![1.0, 2.0, 3.0, 4.0]);
+//! # Ok::<(), rlhf_tensor::TensorError>(())
+//! ```
+//!
+//! The same calls run on a GPU (`Device::Cuda(n)`); without one, creating a CUDA tensor is an
+//! error naming the device:
+//!
+//! ```
+//! use rlhf_tensor::{Device, Tensor, ops::gelu::gelu};
+//! let device = if rlhf_tensor::cuda::gpu_count() > 0 { Device::Cuda(0) } else { Device::Cpu };
+//! let x = Tensor::from_vec(vec![0.0, 1.0], [2], device)?;
+//! let y = gelu(&x)?;
+//! assert_eq!(y.device(), device);
+//! assert!((y.to_vec_f32()[1] - 0.841192).abs() < 1e-5);
+//! let missing = Tensor::zeros([2], Device::Cuda(1000)).unwrap_err();
+//! assert!(missing.to_string().contains("cuda:1000"));
 //! # Ok::<(), rlhf_tensor::TensorError>(())
 //! ```
 

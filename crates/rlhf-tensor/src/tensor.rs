@@ -512,6 +512,76 @@ impl Tensor {
     }
 }
 
+impl Tensor {
+    /// Rows `start..end` of the (N, C) matrix view (N the product of the leading dimensions, C
+    /// the last) as a new (end - start, C) tensor on the same device in the same dtype (a device
+    /// copy on CUDA): how a caller cuts a chunk of hidden states without a host view.
+    pub fn rows(&self, start: usize, end: usize) -> Result<Tensor> {
+        let cols = self.check_rows("Tensor::rows", start, end)?;
+        let range = start * cols..end * cols;
+        let storage = match &self.storage {
+            Storage::Cpu(CpuStorage::F32(v)) => Storage::Cpu(CpuStorage::F32(v[range].to_vec())),
+            Storage::Cpu(CpuStorage::BF16(v)) => Storage::Cpu(CpuStorage::BF16(v[range].to_vec())),
+            Storage::Cpu(CpuStorage::F16(v)) => Storage::Cpu(CpuStorage::F16(v[range].to_vec())),
+            Storage::Cuda(s) => Storage::Cuda(s.copy_range(range)?),
+        };
+        Ok(Tensor {
+            shape: Shape::new([end - start, cols]),
+            storage,
+        })
+    }
+
+    /// Overwrites rows `start..start + R` of the (N, C) matrix view with `src` (R rows of C, any
+    /// shape with that many elements and last dimension C), same device and dtype: the inverse of
+    /// [`Tensor::rows`], for assembling a result chunk by chunk.
+    pub fn set_rows(&mut self, start: usize, src: &Tensor) -> Result<()> {
+        let op = "Tensor::set_rows";
+        check_same_device(op, self, src)?;
+        if src.shape.last_dim() != self.shape.last_dim() {
+            return Err(TensorError::ShapeMismatch {
+                op,
+                detail: "rows must have the destination's last dimension".into(),
+                left: self.shape.clone(),
+                right: src.shape.clone(),
+            });
+        }
+        let end = start + src.shape.leading_rows();
+        let cols = self.check_rows(op, start, end)?;
+        let range = start * cols..end * cols;
+        let (self_dtype, src_dtype) = (self.dtype(), src.dtype());
+        match (&mut self.storage, &src.storage) {
+            (Storage::Cpu(CpuStorage::F32(d)), Storage::Cpu(CpuStorage::F32(s))) => {
+                d[range].copy_from_slice(s)
+            }
+            (Storage::Cpu(CpuStorage::BF16(d)), Storage::Cpu(CpuStorage::BF16(s))) => {
+                d[range].copy_from_slice(s)
+            }
+            (Storage::Cpu(CpuStorage::F16(d)), Storage::Cpu(CpuStorage::F16(s))) => {
+                d[range].copy_from_slice(s)
+            }
+            (Storage::Cuda(d), Storage::Cuda(s)) => d.write_range(range.start, s)?,
+            _ => return Err(dtype_mismatch(op, self_dtype, src_dtype)),
+        }
+        Ok(())
+    }
+
+    /// Checks `start..end` against the (N, C) view's rows; returns C.
+    fn check_rows(&self, op: &'static str, start: usize, end: usize) -> Result<usize> {
+        let rows = self.shape.leading_rows();
+        if self.shape.rank() == 0 || start > end || end > rows {
+            return Err(TensorError::invalid(
+                op,
+                format!(
+                    "rows {start}..{end} of a tensor of shape {} ({rows} rows of its last \
+                     dimension)",
+                    self.shape
+                ),
+            ));
+        }
+        Ok(self.shape.last_dim())
+    }
+}
+
 /// Checks that every tensor has the dtype of the first (CUDA ops run on f32 or bf16 storage, one
 /// dtype per call); returns it.
 pub(crate) fn check_same_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
@@ -615,6 +685,28 @@ mod tests {
         let t = Tensor::zeros([2, 3], Device::Cpu).unwrap();
         assert_eq!(t.clone().reshape([3, 2]).unwrap().dims(), &[3, 2]);
         assert!(t.reshape([4]).is_err());
+    }
+
+    #[test]
+    fn rows_and_set_rows_cut_and_assemble_the_matrix_view() {
+        let t =
+            Tensor::from_vec((0..12).map(|v| v as f32).collect(), [2, 3, 2], Device::Cpu).unwrap();
+        let middle = t.rows(2, 5).unwrap();
+        assert_eq!(middle.dims(), &[3, 2]);
+        assert_eq!(middle.to_vec_f32(), vec![4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+        let mut out = Tensor::zeros([6, 2], Device::Cpu).unwrap();
+        out.set_rows(0, &t.rows(0, 2).unwrap()).unwrap();
+        out.set_rows(2, &middle).unwrap();
+        out.set_rows(5, &t.rows(5, 6).unwrap()).unwrap();
+        assert_eq!(out.to_vec_f32(), t.to_vec_f32());
+        assert!(t.rows(4, 7).is_err());
+        assert!(t.rows(3, 2).is_err());
+        assert!(out.set_rows(5, &middle).is_err());
+        let wide = Tensor::zeros([1, 3], Device::Cpu).unwrap();
+        assert!(out.set_rows(0, &wide).is_err());
+        let half = middle.to_dtype(DType::BF16).unwrap();
+        assert!(out.set_rows(0, &half).is_err());
+        assert_eq!(half.rows(1, 2).unwrap().dtype(), DType::BF16);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! cuBLAS GEMM and the attention built on it, against the CPU GEMM and attention kernels, for
-//! f32 and bf16 storage (fresh random inputs, NaN-poisoned outputs, odd sizes). Without a GPU
-//! each test prints one skip line; `RLHF_REQUIRE_GPU=1` makes that a failure.
+//! f32 and bf16 storage (fresh random inputs, NaN-poisoned outputs, odd sizes), with and without
+//! the key-padding mask. Without a GPU each test prints one skip line; `RLHF_REQUIRE_GPU=1` makes
+//! that a failure.
 
 mod cuda_support;
 
@@ -117,4 +118,84 @@ fn attention_matches_cpu() {
     };
     attention_body::<f32>(&dev, cuda_support::fresh_seed());
     attention_body::<half::bf16>(&dev, cuda_support::fresh_seed());
+}
+
+fn masked_attention_body<T: CudaFloat>(dev: &CudaDevice, seed: u64) {
+    let (batch, seq_len, heads, head_dim) = (3usize, 17usize, 2usize, 24usize);
+    let c = heads * head_dim;
+    let cfg = HeadsConfig::new(batch, seq_len, heads, head_dim).unwrap();
+    let dims = AttentionDims {
+        batch,
+        seq_len,
+        n_head: heads,
+        head_dim,
+    };
+    // Sequence 0 dense, 1 left-padded by 4, 2 right-padded after 9 real tokens.
+    let mask: Vec<bool> = (0..batch * seq_len)
+        .map(|i| match i / seq_len {
+            1 => i % seq_len >= 4,
+            2 => i % seq_len < 9,
+            _ => true,
+        })
+        .collect();
+    let mask_i32: Vec<i32> = mask.iter().map(|&m| m as i32).collect();
+    let qkv = random::<T>(seed, batch * seq_len * 3 * c, 1.0);
+    let mut out = poisoned::<T>(dev, batch * seq_len * c);
+    let key_mask = dev.upload_i32(&mask_i32).unwrap();
+    let saved = attention::attention_forward_masked(
+        dev,
+        cfg,
+        &upload::<T>(dev, &qkv),
+        Some(&key_mask),
+        &mut out,
+    )
+    .unwrap();
+    let mut eout = vec![0.0f32; batch * seq_len * c];
+    let mut eatt = vec![0.0f32; batch * heads * seq_len * seq_len];
+    attention_forward(&dims, &qkv, Some(&mask), &mut eout, &mut eatt);
+    check::<T>(
+        "masked attention probs",
+        seed,
+        &download(dev, &saved.probs),
+        &eatt,
+        2.0,
+    );
+    check::<T>(
+        "masked attention out",
+        seed,
+        &download(dev, &out),
+        &eout,
+        2.0,
+    );
+
+    let dout = random::<T>(seed + 1, batch * seq_len * c, 1.0);
+    let mut dqkv = poisoned::<T>(dev, batch * seq_len * 3 * c);
+    let qkv_dev = upload::<T>(dev, &qkv);
+    attention::attention_backward_qkv(
+        dev,
+        cfg,
+        &qkv_dev,
+        &saved.probs,
+        &upload::<T>(dev, &dout),
+        &mut dqkv,
+    )
+    .unwrap();
+    let mut edqkv = vec![0.0f32; batch * seq_len * 3 * c];
+    attention_backward(&dims, &dout, &qkv, &eatt, &mut edqkv);
+    check::<T>(
+        "masked attention dqkv",
+        seed,
+        &download(dev, &dqkv),
+        &edqkv,
+        3.0,
+    );
+}
+
+#[test]
+fn masked_attention_matches_cpu() {
+    let Some(dev) = gpu("masked_attention_matches_cpu") else {
+        return;
+    };
+    masked_attention_body::<f32>(&dev, cuda_support::fresh_seed());
+    masked_attention_body::<half::bf16>(&dev, cuda_support::fresh_seed());
 }

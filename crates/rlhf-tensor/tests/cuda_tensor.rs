@@ -117,6 +117,29 @@ fn in_place_body<T: CudaFloat>(seed: u64) {
     assert!(acc_gpu.to_vec_f32().iter().all(|&v| v == 0.0));
 }
 
+fn rows_body<T: CudaFloat>(seed: u64) {
+    let x = input::<T>(seed, &[3, 13, 77], 1.0);
+    let chunk_g = x.gpu.rows(5, 29).unwrap();
+    let chunk_c = x.cpu.rows(5, 29).unwrap();
+    assert_eq!(chunk_g.dtype(), T::DTYPE);
+    check_tensor::<T>("rows", seed, &chunk_g, &chunk_c, 0.0);
+    // Reassemble the whole view chunk by chunk on the device.
+    let mut whole = x.gpu.zeros_like().unwrap().reshape([39, 77]).unwrap();
+    for (start, end) in [(0, 5), (5, 29), (29, 39)] {
+        whole
+            .set_rows(start, &x.gpu.rows(start, end).unwrap())
+            .unwrap();
+    }
+    assert_eq!(whole.to_vec_f32(), x.values, "seed {seed}");
+    assert!(x.gpu.rows(30, 40).is_err());
+    assert!(whole.set_rows(0, &x.cpu.rows(0, 1).unwrap()).is_err());
+}
+
+#[test]
+fn rows_and_set_rows_match_the_cpu() {
+    both_dtypes!("rows_and_set_rows_match_the_cpu", rows_body);
+}
+
 #[test]
 fn add_assign_copy_from_and_fill_zero_match_the_cpu() {
     both_dtypes!(

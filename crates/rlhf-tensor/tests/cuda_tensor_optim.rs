@@ -1,6 +1,6 @@
-//! The optimizers through the `Tensor` API on `Device::Cuda(0)` against the CPU: AdamW steps
-//! (f32 parameters, f32 or bf16 gradients, moments kept on the device), the global gradient
-//! norm, `clip_grad_norm`, and the fused `AdamW::step_clipped` whose clip scale never leaves the
+//! The optimizers through the `Tensor` API on `Device::Cuda(0)` against the CPU: AdamW and SGD
+//! steps (f32 parameters, f32 or bf16 gradients, moments and momentum kept on the device), the
+//! global gradient norm, `clip_grad_norm`, and the fused `AdamW::step_clipped` whose clip scale never leaves the
 //! device. Fresh random inputs, odd sizes. Without a GPU each test prints one skip line;
 //! `RLHF_REQUIRE_GPU=1` makes that a failure.
 
@@ -179,6 +179,64 @@ fn gradient_norm_and_clipping_match_the_cpu() {
     clip_body::<bf16>(fresh_seed());
 }
 
+fn sgd_body<T: CudaFloat>(seed: u64) {
+    let variants = [
+        SgdConfig {
+            lr: 0.1,
+            weight_decay: 0.05,
+            ..SgdConfig::default()
+        },
+        SgdConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.1,
+            weight_decay: 0.05,
+            nesterov: false,
+        },
+        SgdConfig {
+            lr: 0.05,
+            momentum: 0.8,
+            nesterov: true,
+            ..SgdConfig::default()
+        },
+    ];
+    for (v, config) in variants.into_iter().enumerate() {
+        let mut p = problem::<T>(seed + v as u64, 3, 1.0);
+        let (mut opt_cpu, mut opt_gpu) = (Sgd::new(config), Sgd::new(config));
+        for (step, (g_cpu, g_gpu)) in p.grads.iter().enumerate() {
+            let mut pc: Vec<&mut Tensor> = p.params_cpu.iter_mut().collect();
+            opt_cpu
+                .step(&mut pc, &g_cpu.iter().collect::<Vec<_>>())
+                .unwrap();
+            let mut pg: Vec<&mut Tensor> = p.params_gpu.iter_mut().collect();
+            opt_gpu
+                .step(&mut pg, &g_gpu.iter().collect::<Vec<_>>())
+                .unwrap();
+            for (i, (g, c)) in p.params_gpu.iter().zip(&p.params_cpu).enumerate() {
+                let what = format!("sgd {config:?} step {step} param {i}");
+                check_tensor::<f32>(&what, seed, g, c, 2.0);
+            }
+        }
+        for (g, c) in opt_gpu
+            .momentum_buffers
+            .iter()
+            .zip(&opt_cpu.momentum_buffers)
+        {
+            assert_eq!(g.dtype(), DType::F32);
+            check_tensor::<f32>("sgd momentum buffer", seed, g, c, 2.0);
+        }
+    }
+}
+
+#[test]
+fn sgd_steps_match_the_cpu() {
+    if !gpu_ready("sgd_steps_match_the_cpu") {
+        return;
+    }
+    sgd_body::<f32>(fresh_seed());
+    sgd_body::<bf16>(fresh_seed());
+}
+
 #[test]
 fn optimizer_errors_are_typed() {
     if !gpu_ready("optimizer_errors_are_typed") {
@@ -197,12 +255,12 @@ fn optimizer_errors_are_typed() {
         .step(&mut [&mut q], &[&host])
         .unwrap_err();
     assert!(matches!(err, TensorError::DeviceMismatch { .. }), "{err}");
-    // SGD has no CUDA kernel yet.
     let g32 = input::<f32>(seed + 2, &[7, 5], 1.0).gpu;
+    let mut half = input::<bf16>(seed, &[7, 5], 1.0).gpu;
     let err = Sgd::new(SgdConfig::default())
-        .step(&mut [&mut q], &[&g32])
+        .step(&mut [&mut half], &[&g32])
         .unwrap_err();
-    assert!(matches!(err, TensorError::Unsupported { .. }), "{err}");
+    assert!(matches!(err, TensorError::DTypeMismatch { .. }), "{err}");
     assert!(
         AdamW::new(config())
             .step_clipped(&mut [&mut q], &[&g32], 1e-3, 0.0)

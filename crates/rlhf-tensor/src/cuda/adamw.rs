@@ -1,5 +1,6 @@
-//! The AdamW step on device buffers (kernels/adamw.cu): fp32 master weights and moments, the
-//! gradient in the storage dtype, the global-norm clip scale read from device memory.
+//! The AdamW and SGD steps on device buffers (kernels/adamw.cu): fp32 master weights, moments
+//! and momentum buffers, the gradient in the storage dtype, AdamW's global-norm clip scale read
+//! from device memory.
 
 use cudarc::driver::{CudaSlice, CudaView, DeviceRepr, PushKernelArg};
 
@@ -96,4 +97,55 @@ pub fn adamw_step<T: CudaFloat>(
     launched(op, unsafe {
         args.launch(flat_config(dev, n.div_ceil(T::PACK)))
     })
+}
+
+/// Scalars of one SGD step; the layout of `SgdConfig` in adamw.cu.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdConfig {
+    /// Number of parameters in the buffer.
+    pub n: i64,
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum factor (the buffer is absent when it is 0).
+    pub momentum: f32,
+    /// Dampening of the momentum.
+    pub dampening: f32,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// 1: Nesterov momentum.
+    pub nesterov: i32,
+    /// 1: the momentum buffer starts as the gradient (the first step).
+    pub first_step: i32,
+}
+
+// SAFETY: repr(C) plain old data matching the CUDA struct field for field.
+unsafe impl DeviceRepr for SgdConfig {}
+
+/// One SGD update of `param` (n, f32, in place) from `grad` (n, T), with the momentum buffer
+/// (n, f32, in place) when momentum is on; as `torch.optim.SGD` and `optim::cpu::sgd_update`.
+pub fn sgd_step<T: CudaFloat>(
+    dev: &CudaDevice,
+    cfg: SgdConfig,
+    param: &mut CudaSlice<f32>,
+    grad: &CudaSlice<T>,
+    momentum_buffer: Option<&mut CudaSlice<f32>>,
+) -> Result<()> {
+    let op = "cuda::sgd_step";
+    let n = param.len();
+    check_len(op, "config n", cfg.n.max(0) as usize, n)?;
+    check_len(op, "grad", grad.len(), n)?;
+    if let Some(b) = &momentum_buffer {
+        check_len(op, "momentum buffer", b.len(), n)?;
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let f = dev.typed::<T>(KernelModule::Adamw, "sgd")?;
+    let mut args = dev.stream().launch_builder(&f);
+    args.arg(&cfg).arg(param).arg(grad);
+    arg_opt_mut(&mut args, momentum_buffer);
+    // SAFETY: param, grad (and the buffer) hold n elements (checked); the buffer may be null,
+    // which the kernel tests.
+    launched(op, unsafe { args.launch(flat_config(dev, n)) })
 }

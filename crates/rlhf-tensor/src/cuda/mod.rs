@@ -1,7 +1,8 @@
-//! The CUDA backend, phase 1: hand-written kernels (kernels/*.cu, compiled ahead of time to
-//! PTX by `cargo xtask kernels` and embedded) and cuBLAS, driven through cudarc on raw device
-//! buffers (`CudaSlice<f32>` / `CudaSlice<bf16>`). Wiring `Device::Cuda` into [`crate::Tensor`]
-//! and the `ops` dispatch comes next; these typed wrappers are what that dispatch will call.
+//! The CUDA backend: hand-written kernels (kernels/*.cu, compiled ahead of time to PTX by
+//! `cargo xtask kernels` and embedded) and cuBLAS, driven through cudarc on raw device buffers
+//! (`CudaSlice<f32>` / `CudaSlice<bf16>`). `Device::Cuda(n)` tensors hold such a buffer
+//! (`storage`), and every op of [`crate::ops`] and [`crate::optim`] dispatches to the typed
+//! wrappers here when its operands live on a GPU.
 //!
 //! It builds everywhere: cudarc loads the driver and cuBLAS at run time (`dynamic-loading`), and
 //! [`gpu_count`] detects a GPU without ever panicking, so a machine with no CUDA at all compiles,
@@ -11,10 +12,14 @@
 //! - [`detect`]: [`gpu_count`], [`cublas_available`], [`gpu_required`];
 //! - [`CudaDevice`] ([`device`]): context and stream per ordinal, modules loaded on first use
 //!   from the [`registry`], the cuBLAS handle, host <-> device copies;
-//! - [`CudaFloat`] ([`dtype`]): the storage dtypes (f32, bf16) and their kernel-name suffixes;
+//! - [`CudaFloat`] ([`dtype`]): the storage dtypes (f32, bf16), their kernel-name suffixes and
+//!   their cuBLAS GEMM;
+//! - `storage` (crate-private): the device buffer behind a `Tensor`, host copies, on-device dtype
+//!   conversion, and the dtype dispatch the ops use; [`poison_op_outputs`] (tests) makes op
+//!   outputs start as NaN;
 //! - one module per kernel family: [`elementwise`], [`embedding`], [`layernorm`], [`gelu`],
-//!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`], and
-//!   [`matmul`] (cuBLAS strided-batched GEMM, row-major).
+//!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`] (with the
+//!   key-padding mask), and [`matmul`] (cuBLAS strided-batched GEMM, row-major).
 //!
 //! Every kernel computes in fp32 whatever the storage dtype. Launches are asynchronous on the
 //! device's stream; [`CudaDevice::download`] and [`CudaDevice::synchronize`] wait.

@@ -20,7 +20,7 @@ pub enum KernelModule {
     LogprobEntropy,
     /// Sums, sums of squares, masked sums, column sums, the global gradient norm.
     Reduce,
-    /// The AdamW step.
+    /// The AdamW and SGD steps.
     Adamw,
     /// Head split/merge layouts around attention.
     Attention,

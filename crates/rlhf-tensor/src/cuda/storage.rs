@@ -311,6 +311,46 @@ impl CudaStorage {
         }
     }
 
+    /// Elements `range` as a new buffer on the same device (a device copy).
+    pub(crate) fn copy_range(&self, range: std::ops::Range<usize>) -> Result<Self> {
+        let op = "Tensor::rows";
+        check_nonempty(op, self.device(), range.len())?;
+        let stream = self.dev.stream().clone();
+        let data = match &self.data {
+            CudaData::F32(b) => CudaData::F32(
+                stream
+                    .clone_dtod(&b.slice(range))
+                    .map_err(driver_error(op))?,
+            ),
+            CudaData::BF16(b) => CudaData::BF16(
+                stream
+                    .clone_dtod(&b.slice(range))
+                    .map_err(driver_error(op))?,
+            ),
+        };
+        Ok(CudaStorage {
+            dev: self.dev.clone(),
+            data,
+        })
+    }
+
+    /// Writes `src` over elements `start..start + src.len()` (same dtype, in bounds).
+    pub(crate) fn write_range(&mut self, start: usize, src: &CudaStorage) -> Result<()> {
+        let op = "Tensor::set_rows";
+        let end = start + src.data.len();
+        let stream = self.dev.stream().clone();
+        match (&mut self.data, &src.data) {
+            (CudaData::F32(x), CudaData::F32(y)) => {
+                stream.memcpy_dtod(y, &mut x.slice_mut(start..end))
+            }
+            (CudaData::BF16(x), CudaData::BF16(y)) => {
+                stream.memcpy_dtod(y, &mut x.slice_mut(start..end))
+            }
+            (x, y) => return Err(dtype_mismatch(op, x.dtype(), y.dtype())),
+        }
+        .map_err(driver_error(op))
+    }
+
     /// Copies `other`'s elements into `self` (same dtype and length).
     pub(crate) fn copy_from(&mut self, other: &CudaStorage) -> Result<()> {
         let op = "copy_from";

@@ -5,14 +5,14 @@
 
 use cudarc::driver::{CudaSlice, CudaView};
 
-use crate::cuda::adamw::{AdamWConfig as StepConfig, adamw_step};
+use crate::cuda::adamw::{AdamWConfig as StepConfig, SgdConfig as SgdStep, adamw_step, sgd_step};
 use crate::cuda::reduce::global_norm_clip;
 use crate::cuda::storage::{DeviceElem, by_cuda_dtype};
 use crate::cuda::{CudaDevice, elementwise};
 use crate::tensor::check_same_device;
 use crate::{DType, Result, Tensor, TensorError};
 
-use super::AdamWConfig;
+use super::{AdamWConfig, SgdConfig};
 
 /// One AdamW update of a CUDA parameter (f32) from its gradient (f32 or bf16), moments f32;
 /// `clip` is the `[norm, scale]` buffer of [`global_norm_clip`] when the update applies a clip.
@@ -60,6 +60,46 @@ fn adamw_t<T: DeviceElem>(
         scale.as_ref(),
         None,
     )
+}
+
+/// One SGD update of a CUDA parameter (f32) from its gradient (f32 or bf16), with the f32
+/// momentum buffer when momentum is on.
+pub(super) fn sgd_update(
+    config: &SgdConfig,
+    lr: f32,
+    first_step: bool,
+    param: &mut Tensor,
+    grad: &Tensor,
+    buffer: Option<&mut Tensor>,
+) -> Result<()> {
+    by_cuda_dtype!(
+        "Sgd::step",
+        grad.dtype(),
+        sgd_t(config, lr, first_step, param, grad, buffer)
+    )
+}
+
+fn sgd_t<T: DeviceElem>(
+    config: &SgdConfig,
+    lr: f32,
+    first_step: bool,
+    param: &mut Tensor,
+    grad: &Tensor,
+    buffer: Option<&mut Tensor>,
+) -> Result<()> {
+    let op = "Sgd::step";
+    let (dev, g) = grad.cuda_parts::<T>(op)?;
+    let cfg = SgdStep {
+        n: param.numel() as i64,
+        lr,
+        momentum: config.momentum,
+        dampening: config.dampening,
+        weight_decay: config.weight_decay,
+        nesterov: config.nesterov as i32,
+        first_step: first_step as i32,
+    };
+    let buffer = buffer.map(|b| b.cuda_slice_mut::<f32>(op)).transpose()?;
+    sgd_step(&dev, cfg, param.cuda_slice_mut::<f32>(op)?, g, buffer)
 }
 
 /// The device of a list of CUDA tensors (all on one device), or None for an empty list.

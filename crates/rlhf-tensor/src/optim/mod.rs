@@ -6,8 +6,8 @@
 //!
 //! On CUDA, AdamW runs the fused device kernel (fp32 parameters and moments, gradients f32 or
 //! bf16), and the global norm is reduced on the device; [`AdamW::step_clipped`] also applies the
-//! clip on the device, without a host round trip before the update. SGD has no CUDA kernel yet:
-//! it is an `Unsupported` error on a CUDA parameter.
+//! clip on the device, without a host round trip before the update. SGD runs its own fused
+//! kernel (fp32 parameters and momentum buffers, gradients f32 or bf16).
 
 mod adamw;
 mod clip;

@@ -68,23 +68,30 @@ impl Sgd {
         lr: f32,
     ) -> Result<()> {
         super::check_pairs("Sgd::step", params, grads)?;
-        if let Some(p) = params.iter().find(|p| p.is_cuda()) {
-            return Err(crate::TensorError::Unsupported {
-                op: "Sgd::step (no CUDA kernel yet; use AdamW)",
-                device: p.device(),
-            });
-        }
         let c = self.config;
         let use_momentum = c.momentum != 0.0;
         let first_step = self.momentum_buffers.is_empty();
         if use_momentum && first_step {
+            // f32 on the gradient's device, whatever the gradient's dtype.
             self.momentum_buffers = grads
                 .iter()
-                .map(|g| g.zeros_like())
+                .map(|g| Tensor::zeros(g.shape().clone(), g.device()))
                 .collect::<Result<_>>()?;
         }
         self.step += 1;
         for (i, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
+            if param.is_cuda() {
+                let buffer = match self.momentum_buffers.get_mut(i) {
+                    Some(b) if use_momentum => {
+                        b.shape().expect_same("Sgd::step (state)", param.shape())?;
+                        crate::tensor::check_same_device("Sgd::step (state)", param, b)?;
+                        Some(b)
+                    }
+                    _ => None,
+                };
+                super::cuda::sgd_update(&c, lr, first_step, param, grad, buffer)?;
+                continue;
+            }
             let buffer = match self.momentum_buffers.get_mut(i) {
                 Some(b) if use_momentum => {
                     b.shape().expect_same("Sgd::step (state)", param.shape())?;
