@@ -27,6 +27,7 @@
 //! let labels = pipeline::label(&ctx, &world, &base, &sft)?; // 4: K samples, simulated labelers
 //! let rated = pipeline::raters(&ctx, &world, &labels)?; // 5: screening, preference dataset
 //! assert!(!rated.report.kept.is_empty() && !rated.preferences.is_empty());
+//! assert!(!labels.sft_references().is_empty()); // what a reward model is normalised on
 //! // 6-7: the reward model and PPO train on `rated.preferences` from `sft.model_dir`.
 //! let policies = [
 //!     Policy::new("base", base.model_dir.clone()),

@@ -118,10 +118,15 @@ fn ppo_runs_checkpoints_and_resumes_on_the_world() {
         "older checkpoints are removed"
     );
 
+    // Running again into the same directory without --resume is refused.
+    let again = rlhf(&args);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
+
     // Resume to 16 episodes: steps 3 and 4 are appended.
     write_config(16);
     let mut resumed = args.to_vec();
-    resumed.push("--resume");
+    resumed.extend(["--resume", "--eval"]);
     let second = rlhf(&resumed);
     assert!(
         second.status.success(),
@@ -129,6 +134,18 @@ fn ppo_runs_checkpoints_and_resumes_on_the_world() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert_eq!(metrics_steps(&out), vec![1, 2, 3, 4]);
+    // --eval compares SFT and PPO on the world's held-out prompts.
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&second.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["steps"], 4);
+    assert_eq!(
+        (&lines[1]["eval"], &lines[2]["eval"]),
+        (&"sft".into(), &"ppo".into())
+    );
+    assert_eq!(lines[1]["kl_to_reference"], 0.0);
+    assert_eq!(lines[2]["prompts"], 200);
     let policy = Gpt::load(&out.join("policy"), Device::Cpu).unwrap();
     assert_eq!(policy.params.n_scalar_heads(), 0);
 }
@@ -155,6 +172,8 @@ fn ppo_errors_name_what_is_wrong() {
         assert!(!output.status.success());
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
+    let err = run("world", &["--resume"]);
+    assert!(err.contains("no PPO checkpoint"), "{err}");
     let err = run(s(&dir), &[]);
     assert!(err.contains("reward-model directories"), "{err}");
     let config = dir.join("bad.toml");

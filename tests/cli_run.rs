@@ -79,6 +79,7 @@ fn micro_run_writes_everything_and_names_the_missing_stages() {
         "labels/feedback.jsonl",
         "raters/report.json",
         "preferences.jsonl",
+        "preferences_all.jsonl",
         "eval/sft.jsonl",
         "metrics.jsonl",
         "report.md",
@@ -300,6 +301,21 @@ fn stage_commands_share_the_run_directory() {
         summary["policies"]["mine"]["total"],
         summary["policies"]["sft"]["total"]
     );
+    // `rlhf run --resume` finishes the run; a retrained policy is evaluated again, not read back.
+    let out = rlhf(&["run", "--resume", d, "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let before = read(&dir.join("eval/sft.jsonl"));
+    let base_before = read(&dir.join("eval/base.jsonl"));
+    let out = rlhf(&["sft", "--run", d, "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = rlhf(&["run", "--resume", d, "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_ne!(
+        read(&dir.join("eval/sft.jsonl")),
+        before,
+        "the retrained SFT model was not re-evaluated"
+    );
+    assert_eq!(read(&dir.join("eval/base.jsonl")), base_before);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -327,4 +343,83 @@ fn unknown_subcommands_are_usage_errors() {
     let out = rlhf(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("frobnicate"));
+}
+
+#[test]
+fn killed_mid_pretraining_and_resumed_ends_as_an_uninterrupted_run() {
+    // A micro run with a long pretraining stage and frequent checkpoints.
+    let dir = temp_dir("kill");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("long.toml");
+    std::fs::write(
+        &cfg,
+        "[pretrain]\nsteps = 1500\nsave_every = 10\neval_every = 50\n",
+    )
+    .unwrap();
+    let whole = dir.join("whole");
+    let out = rlhf(&[
+        "run",
+        "--preset",
+        "micro",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+
+    let cut = dir.join("cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .args([
+            "run",
+            "--preset",
+            "micro",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            cut.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the rlhf binary starts");
+    // Wait for a finished checkpoint, then kill -9 the run in the middle of pretraining.
+    let base = cut.join("models/base");
+    let started = std::time::Instant::now();
+    let has_checkpoint = || {
+        std::fs::read_dir(&base).ok().is_some_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name().to_string_lossy().starts_with("checkpoint-")
+                    && e.path().join("trainer_state.json").is_file()
+            })
+        })
+    };
+    while !has_checkpoint() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(has_checkpoint(), "no checkpoint appeared");
+    assert!(
+        !cut.join("stages/pretrain.done.json").exists(),
+        "pretraining finished before the kill"
+    );
+
+    let out = rlhf(&["run", "--resume", cut.to_str().unwrap(), "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    for file in [
+        "summary.json",
+        "models/base/model.safetensors",
+        "models/sft/model.safetensors",
+        "metrics/pretrain.jsonl",
+    ] {
+        assert_eq!(
+            read(&cut.join(file)),
+            read(&whole.join(file)),
+            "{file} differs after kill + resume"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

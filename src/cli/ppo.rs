@@ -16,6 +16,7 @@ use clap::Args;
 use rlhf_data::tokenizer::{AnyTokenizer, Tokenizer};
 use rlhf_data::world::prompts::render_prompt;
 use rlhf_data::world::{World, WorldConfig};
+use rlhf_ppo::checkpoint::has_checkpoint;
 use rlhf_ppo::{PpoConfig, PpoPrompt, PpoSetup, SampleSpec, evaluate, progress, train_ppo};
 use rlhf_reward::{Episode, FnReward, RewardError, RewardFunction};
 use rlhf_tensor::Device;
@@ -172,10 +173,25 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
     };
     let eos = policy.config.eos_token_id.unwrap_or(tok.eos_id());
     let pad = tok.pad_id().min(vocab as u32 - 1);
+    match (args.resume, has_checkpoint(&args.out)) {
+        (true, false) => bail!(
+            "--resume: {} holds no PPO checkpoint (no `latest` file)",
+            args.out.display()
+        ),
+        (false, true) => bail!(
+            "{} already holds a PPO run; pass --resume to continue it or choose another --out",
+            args.out.display()
+        ),
+        _ => {}
+    }
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     write_atomic(&args.out.join("ppo.toml"), config.to_toml().as_bytes())?;
     let decode_tok = tok.clone();
-    let decode = move |ids: &[u32]| decode_tok.decode_skip_special(ids).unwrap_or_default();
+    let decode = move |ids: &[u32]| {
+        decode_tok
+            .decode_skip_special(ids)
+            .map_err(|e| e.to_string())
+    };
     let spec = SampleSpec {
         response_length: config.response_length,
         temperature: config.temperature as f32,

@@ -4,7 +4,7 @@
 //! true total; ties count a half), the KL to SFT (mean over prompts of the summed log-ratio of the
 //! sampled response, under the sampling temperature), and the loss on held-out pretraining text
 //! (the alignment tax). Each policy's rows go to `eval/POLICY.jsonl`; a policy already evaluated
-//! is read back, so adding a policy evaluates only it.
+//! is read back while its weights are unchanged, so adding a policy evaluates only it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -193,6 +193,15 @@ impl PolicyEval {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PolicyExtra {
     pretrain_loss: f64,
+    /// FNV-1a of the evaluated `model.safetensors`: a retrained policy is evaluated again.
+    model_fingerprint: String,
+}
+
+/// FNV-1a of a policy's weights file (empty when it cannot be read).
+fn fingerprint(policy: &Policy) -> String {
+    std::fs::read(policy.dir.join("model.safetensors"))
+        .map(|bytes| format!("{:016x}", rlhf_data::batching::fnv1a_64(&bytes)))
+        .unwrap_or_default()
 }
 
 /// Samples `policy`'s responses to the eval prompts and scores them.
@@ -307,22 +316,30 @@ pub fn evaluate(
     for policy in policies {
         let rows_file = format!("eval/{}.jsonl", policy.name);
         let extra_file = format!("eval/{}.json", policy.name);
-        let cached =
-            !force && ctx.dir.path(&rows_file).is_file() && ctx.dir.path(&extra_file).is_file();
-        let (rows, loss) = if cached {
-            let rows: Vec<EvalRow> = ctx.dir.read_jsonl(&rows_file, STAGE, STAGE)?;
-            let extra: PolicyExtra = ctx.dir.read_json(&extra_file, STAGE, STAGE)?;
-            (rows, extra.pretrain_loss)
-        } else {
-            let (rows, loss) = evaluate_policy(ctx, world, base, policy, &sft_model)?;
-            ctx.dir.write_jsonl(&rows_file, &rows)?;
-            ctx.dir.write_json(
-                &extra_file,
-                &PolicyExtra {
+        let model_fingerprint = fingerprint(policy);
+        let cached: Option<PolicyExtra> = (!force && ctx.dir.path(&rows_file).is_file())
+            .then(|| {
+                ctx.dir
+                    .read_json::<PolicyExtra>(&extra_file, STAGE, STAGE)
+                    .ok()
+            })
+            .flatten()
+            .filter(|extra| extra.model_fingerprint == model_fingerprint);
+        let (rows, loss) = match cached {
+            Some(extra) => (
+                ctx.dir.read_jsonl(&rows_file, STAGE, STAGE)?,
+                extra.pretrain_loss,
+            ),
+            None => {
+                let (rows, loss) = evaluate_policy(ctx, world, base, policy, &sft_model)?;
+                ctx.dir.write_jsonl(&rows_file, &rows)?;
+                let extra = PolicyExtra {
                     pretrain_loss: loss,
-                },
-            )?;
-            (rows, loss)
+                    model_fingerprint,
+                };
+                ctx.dir.write_json(&extra_file, &extra)?;
+                (rows, loss)
+            }
         };
         all.push((policy.name.clone(), rows, loss));
     }

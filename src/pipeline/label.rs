@@ -3,7 +3,8 @@
 //! choices, rule-violation flags and answers to the world's questions. Every labeler also labels
 //! the researchers' gold tasks, which the raters stage screens them on.
 
-use rlhf_data::records::Feedback;
+use rlhf_data::records::{Feedback, Prompt};
+use rlhf_data::world::prompts::question_of;
 use rlhf_data::world::{LabelTask, World};
 use rlhf_tensor::Device;
 use rlhf_transformer::{Gpt, Sampling};
@@ -32,6 +33,23 @@ pub struct Labels {
     pub feedback: Vec<Feedback>,
     /// The researchers' records on the gold tasks (`labels/gold.jsonl`).
     pub gold: Vec<Feedback>,
+}
+
+impl Labels {
+    /// (prompt, SFT response) pairs: the responses sampled from SFT, the reference set a reward
+    /// model is normalised on (mean reward 0 on SFT's own answers).
+    pub fn sft_references(&self) -> Vec<(Prompt, String)> {
+        self.tasks
+            .iter()
+            .flat_map(|task| {
+                let prompt = Prompt::user(question_of(&task.prompt));
+                task.responses
+                    .iter()
+                    .take(self.sampled_per_task)
+                    .map(move |r| (prompt.clone(), r.clone()))
+            })
+            .collect()
+    }
 }
 
 const FILES: [&str; 4] = [

@@ -127,10 +127,13 @@ pub fn train_lm(
         }
         if !last && section.save_every > 0 && log.step.is_multiple_of(section.save_every) {
             let dir = out.join(format!("checkpoint-{}", log.step));
-            trainer.save(&dir)?;
+            // The validation log first: a checkpoint counts once its trainer state (written
+            // last by `save`) exists, and then everything it needs is there.
+            fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
             let text =
                 serde_json::to_vec(&val_log).map_err(|e| PipelineError::bad_file(&dir, e))?;
             rlhf_transformer::files::write_atomic(&dir.join(VAL_LOG), &text)?;
+            trainer.save(&dir)?;
             ctx.check_halt(stage, Some(log.step))?;
         }
     }

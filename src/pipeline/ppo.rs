@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::context::RunContext;
 use super::error::{PipelineError, Result};
-use super::pretrain::{Pretrained, corpus_windows};
+use super::pretrain::Pretrained;
 use super::reward_model::RewardStage;
 use super::rundir::Metrics;
 use super::sft::Sft;
@@ -105,8 +105,7 @@ pub fn ppo(
     let config = ppo_config(ctx, ptx_coef)?;
     let tok = &base.tokenizer;
     let policy = Gpt::load(&sft_model.model_dir, Device::Cpu)?;
-    let prompts: Vec<PpoPrompt> = world
-        .rl_prompts
+    let prompts: Vec<PpoPrompt> = super::world::distinct(&world.rl_prompts)
         .iter()
         .map(|p| {
             let text = p.render();
@@ -119,13 +118,7 @@ pub fn ppo(
     // PPO-ptx mixes in the pretraining distribution: the training windows only, never the
     // held-out ones the alignment tax is measured on.
     let ptx_data = if ptx_coef > 0.0 {
-        corpus_windows(
-            world,
-            tok,
-            ctx.config.pretrain.seq_len,
-            ctx.config.pretrain.val_fraction,
-        )?
-        .0
+        base.train_windows.clone()
     } else {
         Vec::new()
     };
@@ -137,7 +130,9 @@ pub fn ppo(
         critic_init: Some(critic_init(rm)?),
         reward: Box::new(ModelReward::new(rm.model.clone(), REWARD_BATCH)),
         decode: Box::new(move |ids: &[u32]| {
-            decode_tok.decode_skip_special(ids).unwrap_or_default()
+            decode_tok
+                .decode_skip_special(ids)
+                .map_err(|e| e.to_string())
         }),
         prompts: prompts.clone(),
         ptx_data,

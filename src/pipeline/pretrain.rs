@@ -28,6 +28,8 @@ pub struct Pretrained {
     pub model_dir: PathBuf,
     /// Held-out corpus windows: validation here, the pretraining loss of every policy later.
     pub held_out: Vec<Example>,
+    /// The corpus windows the base model trained on (PPO-ptx's pretraining batches).
+    pub train_windows: Vec<Example>,
 }
 
 /// The corpus as one token stream (each document followed by EOS), cut into `seq_len` windows;
@@ -62,7 +64,7 @@ pub fn pretrain(ctx: &RunContext, world: &World) -> Result<Pretrained> {
     let model_dir = ctx.dir.model_dir(BASE);
     if ctx.dir.is_done(STAGE) {
         let tokenizer = load_tokenizer(ctx, STAGE)?;
-        let (_, held_out) = corpus_windows(
+        let (train_windows, held_out) = corpus_windows(
             world,
             &tokenizer,
             c.pretrain.seq_len,
@@ -72,6 +74,7 @@ pub fn pretrain(ctx: &RunContext, world: &World) -> Result<Pretrained> {
             tokenizer,
             model_dir,
             held_out,
+            train_windows,
         });
     }
     let tokenizer = train_bpe(
@@ -137,5 +140,6 @@ pub fn pretrain(ctx: &RunContext, world: &World) -> Result<Pretrained> {
         tokenizer,
         model_dir,
         held_out,
+        train_windows: train,
     })
 }

@@ -10,7 +10,8 @@
 //!    over every comparison of its K candidates (pairwise choices and the pairs of rankings).
 //! 4. The preference dataset: per prompt the super raters' Bradley–Terry order as a K-way ranking
 //!    (ties where strengths are equal) and their Dawid–Skene rule flags, written to
-//!    `preferences.jsonl` (rlhf-data native JSONL: `ranking` and `rule_violations` records).
+//!    `preferences.jsonl` (rlhf-data native JSONL: `ranking` and `rule_violations` records); the
+//!    same from every rater, unscreened, in `preferences_all.jsonl`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -34,8 +35,10 @@ use super::rundir::Metrics;
 
 /// Stage name.
 pub const STAGE: &str = "raters";
-/// Rater id of the aggregated preference records.
+/// Rater id of the super raters' aggregated preference records.
 pub const AGGREGATE_RATER: &str = "super-raters";
+/// Rater id of every rater's aggregated preference records.
+pub const ALL_RATERS: &str = "all-raters";
 
 /// One rater's screening row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,8 +133,12 @@ pub struct RatersReport {
 pub struct RatersOutput {
     /// The statistics.
     pub report: RatersReport,
-    /// The preference dataset: a `Ranking` and a `RuleViolations` record per prompt, in task order.
+    /// The preference dataset: a `Ranking` and a `RuleViolations` record per prompt, in task
+    /// order, from the super raters (`preferences.jsonl`).
     pub preferences: Vec<Feedback>,
+    /// The same aggregated from every rater, unscreened (`preferences_all.jsonl`): what a
+    /// reward model trained without screening sees.
+    pub preferences_all: Vec<Feedback>,
 }
 
 /// Share of `(item, label)` predictions equal to `truth` (items without a truth, and gold items,
@@ -449,11 +456,68 @@ fn gold_accuracy(rows: &[Triple], rater: &str, gold: &HashMap<String, String>) -
     )
 }
 
+/// Per prompt, a K-way `Ranking` (Bradley–Terry order of `fits`, equal strengths tied) and a
+/// `RuleViolations` record (the aggregated `flags`), rater id `rater`. Returns the records and
+/// how many prompts had no comparison or tied every candidate (left out).
+fn preference_dataset(
+    world: &World,
+    labels: &Labels,
+    fits: &HashMap<String, PromptFit>,
+    flags: &HashMap<String, String>,
+    rater: &str,
+) -> (Vec<Feedback>, usize, usize) {
+    let mut preferences = Vec::new();
+    let (mut without, mut all_tied) = (0usize, 0usize);
+    for task in &labels.tasks {
+        let Some(fit) = fits.get(&task.item_id) else {
+            without += 1;
+            continue;
+        };
+        let tiers = tiers(&fit.bradley_terry);
+        if tiers.len() < 2 {
+            all_tied += 1;
+            continue;
+        }
+        let meta = || FeedbackMeta::new(task.item_id.clone()).with_rater(rater);
+        let prompt = Prompt::user(question_of(&task.prompt));
+        preferences.push(Feedback::Ranking(Ranking::new(
+            meta(),
+            prompt.clone(),
+            task.responses.clone(),
+            tiers,
+        )));
+        let broken = (0..task.responses.len())
+            .map(|i| {
+                world
+                    .rules
+                    .rules
+                    .iter()
+                    .filter(|rule| {
+                        flags
+                            .get(&flag_item(&task.item_id, i, &rule.id))
+                            .is_some_and(|l| l == "yes")
+                    })
+                    .map(|rule| rule.id.clone())
+                    .collect()
+            })
+            .collect();
+        preferences.push(Feedback::RuleViolations(RuleViolations {
+            meta: meta(),
+            prompt,
+            rules: world.rules.clone(),
+            responses: task.responses.clone(),
+            broken,
+        }));
+    }
+    (preferences, without, all_tied)
+}
+
 /// Loads the report and preference dataset of a finished stage.
 pub fn load_raters(ctx: &RunContext, stage: &'static str) -> Result<RatersOutput> {
     Ok(RatersOutput {
         report: ctx.dir.read_json("raters/report.json", stage, STAGE)?,
         preferences: ctx.dir.read_jsonl("preferences.jsonl", stage, STAGE)?,
+        preferences_all: ctx.dir.read_jsonl("preferences_all.jsonl", stage, STAGE)?,
     })
 }
 
@@ -552,7 +616,7 @@ pub fn raters(ctx: &RunContext, world: &World, labels: &Labels) -> Result<Raters
     let keep_all = |_: &str| true;
     let keep_screened = |r: &str| kept.contains(r);
     let n_all = set.n_raters();
-    let (accuracy_all, _, _) = measure(ctx, labels, &fam, &gold, &truth, &keep_all, n_all)?;
+    let (accuracy_all, fits_all, _) = measure(ctx, labels, &fam, &gold, &truth, &keep_all, n_all)?;
     let (accuracy_screened, fits, fallbacks) = measure(
         ctx,
         labels,
@@ -580,63 +644,34 @@ pub fn raters(ctx: &RunContext, world: &World, labels: &Labels) -> Result<Raters
         }
     }
 
-    // The preference dataset.
-    let flag_labels: HashMap<String, String> = aggregate_rows(
-        &screened.flags,
-        &flag_gold,
-        Method::DawidSkene,
-        c.em_max_iterations,
-    )?
-    .into_iter()
-    .collect();
-    let mut preferences = Vec::new();
-    let (mut without, mut all_tied) = (0usize, 0usize);
-    for task in &labels.tasks {
-        let Some(fit) = fits.get(&task.item_id) else {
-            without += 1;
-            continue;
-        };
-        let tiers = tiers(&fit.bradley_terry);
-        if tiers.len() < 2 {
-            all_tied += 1;
-            continue;
-        }
-        let meta = || FeedbackMeta::new(task.item_id.clone()).with_rater(AGGREGATE_RATER);
-        let prompt = Prompt::user(question_of(&task.prompt));
-        preferences.push(Feedback::Ranking(Ranking::new(
-            meta(),
-            prompt.clone(),
-            task.responses.clone(),
-            tiers,
-        )));
-        let broken = (0..task.responses.len())
-            .map(|i| {
-                world
-                    .rules
-                    .rules
-                    .iter()
-                    .filter(|rule| {
-                        flag_labels
-                            .get(&flag_item(&task.item_id, i, &rule.id))
-                            .is_some_and(|l| l == "yes")
-                    })
-                    .map(|rule| rule.id.clone())
-                    .collect()
-            })
-            .collect();
-        preferences.push(Feedback::RuleViolations(RuleViolations {
-            meta: meta(),
-            prompt,
-            rules: world.rules.clone(),
-            responses: task.responses.clone(),
-            broken,
-        }));
+    // The preference datasets: the super raters' (what stages 6-7 train on) and, for the
+    // comparison a reward model trained on unscreened labels makes, every rater's.
+    let flags_of = |rows: &[Triple]| -> Result<HashMap<String, String>> {
+        Ok(
+            aggregate_rows(rows, &flag_gold, Method::DawidSkene, c.em_max_iterations)?
+                .into_iter()
+                .collect(),
+        )
+    };
+    let (preferences, without, all_tied) = preference_dataset(
+        world,
+        labels,
+        &fits,
+        &flags_of(&screened.flags)?,
+        AGGREGATE_RATER,
+    );
+    let (preferences_all, _, _) =
+        preference_dataset(world, labels, &fits_all, &flags_of(&fam.flags)?, ALL_RATERS);
+    for (file, records) in [
+        ("preferences.jsonl", &preferences),
+        ("preferences_all.jsonl", &preferences_all),
+    ] {
+        write_file(
+            &ctx.dir.path(file),
+            OutputFormat::Native,
+            records.iter().cloned().map(Ok),
+        )?;
     }
-    write_file(
-        &ctx.dir.path("preferences.jsonl"),
-        OutputFormat::Native,
-        preferences.iter().cloned().map(Ok),
-    )?;
 
     let report = RatersReport {
         raters: rows,
@@ -719,5 +754,6 @@ pub fn raters(ctx: &RunContext, world: &World, labels: &Labels) -> Result<Raters
     Ok(RatersOutput {
         report,
         preferences,
+        preferences_all,
     })
 }

@@ -53,7 +53,7 @@ pub fn report(
     let _ = writeln!(w, "## 1. The world\n");
     let _ = writeln!(
         w,
-        "{} corpus documents: {} fact sentences; dialogues answered correctly {}, wrongly {}, with made-up facts {} (vs. \"I do not know\" {}), harmful requests complied with {} (vs. refused {}). {} SFT demonstrations cover only part of the prompt space. {} RL prompts ({} distinct), {} held-out eval prompts, {} simulated labelers.\n",
+        "{} corpus documents: {} fact sentences; dialogues answered correctly {}, wrongly {}, with made-up facts {} (vs. \"I do not know\" {}), harmful requests complied with {} (vs. refused {}). {} SFT demonstrations cover only part of the prompt space. {} RL prompts ({} distinct), {} held-out eval prompts ({} answerable, {} unanswerable, {} harmful), {} simulated labelers.\n",
         f0(m("world", "corpus/documents")),
         f0(m("world", "corpus/FactSentence")),
         f0(m("world", "corpus/Correct")),
@@ -66,6 +66,9 @@ pub fn report(
         f0(m("world", "rl_prompts")),
         f0(m("world", "rl_prompts/distinct")),
         f0(m("world", "eval_prompts")),
+        f0(m("world", "eval_prompts/answerable")),
+        f0(m("world", "eval_prompts/unanswerable")),
+        f0(m("world", "eval_prompts/harmful")),
         f0(m("world", "labelers")),
     );
 

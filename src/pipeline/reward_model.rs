@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use rlhf_data::records::Prompt;
 use rlhf_data::world::{LabelTask, LabelerKind, World};
 use rlhf_reward::eval::{EvalReport, evaluate};
 use rlhf_reward::{
@@ -17,6 +16,7 @@ use rlhf_transformer::Gpt;
 
 use super::context::RunContext;
 use super::error::{PipelineError, Result};
+use super::label::Labels;
 use super::pretrain::Pretrained;
 use super::raters::RatersOutput;
 use super::rundir::Metrics;
@@ -112,12 +112,47 @@ fn summarise(validation: Option<&EvalReport>, truth: &EvalReport) -> RewardModel
     }
 }
 
+/// The same training on every rater's aggregated labels (no screening), measured on the same
+/// ground-truth test: what screening the raters bought. The model itself is not kept.
+fn unscreened_accuracy(
+    ctx: &RunContext,
+    sft_dir: &std::path::Path,
+    base: &Pretrained,
+    labels: &Labels,
+    rated: &RatersOutput,
+    config: &RewardStageConfig,
+    test: &[rlhf_reward::Comparison],
+) -> Result<Option<f64>> {
+    if rated.preferences_all.is_empty() {
+        return Ok(None);
+    }
+    let bar = ctx.progress.bar("rm (all)", 1, "models");
+    bar.set_message("reward model on unscreened labels");
+    let trained = train_reward_model(
+        Gpt::load(sft_dir, Device::Cpu)?,
+        &base.tokenizer,
+        &[("all", &rated.preferences_all[..])],
+        &labels.sft_references(),
+        config,
+        None,
+        &mut |_| {},
+    )?;
+    bar.finish_and_clear();
+    let truth = evaluate(&trained.model, test, &config.train.objective, EVAL_BATCH)?;
+    tracing::info!(
+        truth_accuracy = truth.overall.accuracy,
+        "reward model on unscreened labels"
+    );
+    Ok(Some(truth.overall.accuracy))
+}
+
 /// Trains (or, when the stage is done, loads) the reward model.
 pub fn reward_model(
     ctx: &RunContext,
     world: &World,
     base: &Pretrained,
     sft_model: &Sft,
+    labels: &Labels,
     rated: &RatersOutput,
 ) -> Result<RewardStage> {
     let model_dir = ctx.dir.model_dir(RM);
@@ -135,11 +170,7 @@ pub fn reward_model(
     ctx.dir
         .require("models/sft/model.safetensors", STAGE, super::sft::STAGE)?;
     let sft = Gpt::load(&sft_model.model_dir, Device::Cpu)?;
-    let references: Vec<(Prompt, String)> = world
-        .demonstrations
-        .iter()
-        .map(|d| (Prompt::user(d.prompt.text.clone()), d.response.clone()))
-        .collect();
+    let references = labels.sft_references();
     let rankings = rated
         .preferences
         .iter()
@@ -199,7 +230,17 @@ pub fn reward_model(
     bar.finish_and_clear();
     let test = ground_truth_test(ctx, world, base, trained.model.head.sequence.clone())?;
     let truth = evaluate(&trained.model, &test, &config.train.objective, EVAL_BATCH)?;
-    let summary = summarise(trained.validation.as_ref(), &truth);
+    let unscreened = unscreened_accuracy(
+        ctx,
+        &sft_model.model_dir,
+        base,
+        labels,
+        rated,
+        &config,
+        &test,
+    )?;
+    let mut summary = summarise(trained.validation.as_ref(), &truth);
+    summary.accuracy_unscreened = unscreened;
     metrics.push(
         None,
         &[

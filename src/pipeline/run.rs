@@ -35,7 +35,8 @@ pub fn run(ctx: &RunContext) -> Result<RunOutcome> {
     let labels: Labels = label::label(ctx, &world, &base, &sft_model)?;
     let rated: RatersOutput = raters::raters(ctx, &world, &labels)?;
 
-    let rm: RewardStage = reward_model::reward_model(ctx, &world, &base, &sft_model, &rated)?;
+    let rm: RewardStage =
+        reward_model::reward_model(ctx, &world, &base, &sft_model, &labels, &rated)?;
 
     // The policies evaluated against the ground truth, in the summary's order.
     let mut policies = vec![

@@ -10,6 +10,7 @@
 //! DIR/labels/                   tasks.jsonl, feedback.jsonl (every labeler), gold.jsonl
 //! DIR/raters/report.json        agreement, screening, aggregation accuracy
 //! DIR/preferences.jsonl         the preference dataset: K-way rankings + rule labels (native JSONL)
+//! DIR/preferences_all.jsonl     the same from every rater, unscreened
 //! DIR/eval/POLICY.jsonl         each evaluated response with its ground-truth scores
 //! DIR/metrics/STAGE.jsonl       a stage's named metrics; DIR/metrics.jsonl all of them
 //! DIR/summary.json, report.md, plots/*.png

@@ -89,6 +89,13 @@ pub fn world(ctx: &RunContext) -> Result<World> {
             .iter()
             .map(|(h, n)| (format!("corpus/{h}"), *n as f64)),
     );
+    if world.eval_prompts.len() < ctx.config.world.eval_prompts {
+        tracing::warn!(
+            made = world.eval_prompts.len(),
+            asked = ctx.config.world.eval_prompts,
+            "the held-out side of the prompt space has fewer distinct prompts than world.eval_prompts"
+        );
+    }
     let named: Vec<(&str, f64)> = values.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     metrics.push(None, &named);
     ctx.dir

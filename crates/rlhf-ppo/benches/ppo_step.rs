@@ -46,7 +46,7 @@ fn setup() -> PpoSetup {
         reward: Box::new(FnReward::new("length", |e: &Episode<'_>| {
             Ok(e.response_tokens.len() as f32 / 32.0)
         })),
-        decode: Box::new(|t: &[u32]| format!("{t:?}")),
+        decode: Box::new(|t: &[u32]| Ok(format!("{t:?}"))),
         prompts,
         ptx_data: Vec::new(),
         eos_token_id: 0,

@@ -24,8 +24,9 @@ pub struct PpoPrompt {
     pub tokens: Vec<u32>,
 }
 
-/// Turns response tokens (without the stop token) into text for the reward function.
-pub type Decode = dyn Fn(&[u32]) -> String + Send + Sync;
+/// Turns response tokens (without the stop token) into text for the reward function; an
+/// error (e.g. an id the tokenizer does not know) stops the step with the episode named.
+pub type Decode = dyn Fn(&[u32]) -> Result<String, String> + Send + Sync;
 
 /// How responses are sampled.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -184,11 +185,15 @@ pub fn score_sequences(
     let responses: Vec<Vec<u32>> = (0..seqs.batch).map(|b| seqs.response(b)).collect();
     let texts: Vec<String> = responses
         .iter()
-        .map(|r| match r.split_last() {
-            Some((&last, head)) if last == stop_token_id => decode(head),
-            _ => decode(r),
+        .enumerate()
+        .map(|(b, r)| {
+            match r.split_last() {
+                Some((&last, head)) if last == stop_token_id => decode(head),
+                _ => decode(r),
+            }
+            .map_err(|e| TrainError::Input(format!("decoding the response of episode {b}: {e}")))
         })
-        .collect();
+        .collect::<TrainResult<_>>()?;
     let episodes: Vec<Episode<'_>> = (0..seqs.batch)
         .map(|b| Episode {
             prompt: prompt_texts[b],
@@ -341,7 +346,117 @@ pub fn compute_advantages(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rlhf_reward::FnReward;
     use rlhf_tensor::testing::{assert_close, to_f64};
+    use rlhf_tensor::{Device, Tensor};
+    use rlhf_transformer::GptConfig;
+
+    /// A tiny model with large random weights, so that sampling varies along the sequence.
+    fn tiny() -> Gpt {
+        let mut rng = Rng::new(21);
+        let mut model = Gpt::new(GptConfig::new(9, 24, 8, 2, 2), 0, &mut rng, Device::Cpu).unwrap();
+        for (name, t) in model.params.named_mut() {
+            if !name.contains("ln_") {
+                *t = Tensor::randn(t.dims(), 0.4, &mut rng, Device::Cpu).unwrap();
+            }
+        }
+        model
+    }
+
+    #[test]
+    fn recomputed_logprobs_match_generation_and_missing_eos_is_penalised() {
+        // Left-padded prompts of different lengths: the forward over the query-response layout
+        // must give the log-probs the KV-cache generation sampled with.
+        let model = tiny();
+        let prompts: Vec<Vec<u32>> = vec![vec![3, 4, 5, 6], vec![7], vec![2, 8]];
+        let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let spec = SampleSpec {
+            response_length: 7,
+            temperature: 0.8,
+            stop_token_id: 0,
+            pad_token_id: 1,
+            chunk_rows: 2,
+        };
+        let seqs = sample(&model, &refs, &spec, &mut Rng::new(4)).unwrap();
+        let mut rng = Rng::new(4);
+        let mut generated = Vec::new();
+        for chunk in refs.chunks(2) {
+            let config = GenerationConfig {
+                max_new_tokens: 7,
+                sampling: Sampling {
+                    temperature: 0.8,
+                    top_k: 0,
+                    top_p: 1.0,
+                },
+                eos_token_id: Some(0),
+                pad_token_id: 1,
+                seed: rng.next_u64(),
+            };
+            let out = model.generate(chunk, &config).unwrap();
+            for b in 0..out.batch {
+                let row = &out.logprobs[b * out.steps..(b + 1) * out.steps];
+                generated.push((out.sequence(b), row[..out.sequence(b).len()].to_vec()));
+            }
+        }
+        let scores = score_tokens(&model, &seqs, 0.8, 2).unwrap();
+        let r = seqs.response_len;
+        for (b, (tokens, logp)) in generated.iter().enumerate() {
+            assert_eq!(&seqs.response(b), tokens);
+            let recomputed: Vec<f64> = to_f64(&scores.logp[b * r..b * r + tokens.len()]);
+            assert_close("logp", &recomputed, &to_f64(logp), 1e-4, 1e-5);
+        }
+        // Scores of 1 minus 0.25 for every response that did not stop.
+        let models = RolloutModels {
+            policy: &model,
+            reference: &model,
+            critic: None,
+        };
+        let mut policy_with_head = model.clone();
+        policy_with_head.params.score = Some(rlhf_transformer::ScalarHeads {
+            weight: Tensor::zeros([1, 8], Device::Cpu).unwrap(),
+            bias: Tensor::zeros([1], Device::Cpu).unwrap(),
+        });
+        let models = RolloutModels {
+            policy: &policy_with_head,
+            ..models
+        };
+        let texts: Vec<crate::PpoPrompt> = prompts
+            .iter()
+            .map(|t| crate::PpoPrompt {
+                text: format!("{t:?}"),
+                tokens: t.clone(),
+            })
+            .collect();
+        let picked: Vec<&crate::PpoPrompt> = texts.iter().collect();
+        let mut reward = FnReward::new("one", |_: &Episode<'_>| Ok(1.0));
+        let decode = |t: &[u32]| Ok(format!("{t:?}"));
+        // Stop at the first token sampled for prompt 0: that response stops at once; the
+        // others get two tokens to find it.
+        let spec = SampleSpec {
+            stop_token_id: seqs.response(0)[0],
+            response_length: 2,
+            ..spec
+        };
+        let out = collect(
+            &models,
+            &picked,
+            &mut reward,
+            &decode,
+            &spec,
+            Some(0.25),
+            &mut Rng::new(4),
+        )
+        .unwrap();
+        for (score, done) in out.scores.iter().zip(&out.sequences.finished) {
+            assert_eq!(*score, if *done { 1.0 } else { 0.75 });
+        }
+        let stopped = out.sequences.finished.iter().filter(|&&f| f).count();
+        assert!(
+            stopped > 0 && stopped < 3,
+            "both kinds of response: {stopped} stopped"
+        );
+        assert_eq!(out.ref_logp, out.logp, "reference = policy gives KL 0");
+    }
 
     #[test]
     fn reward_layout_by_hand() {

@@ -223,7 +223,7 @@ fn dims3(x: &Tensor) -> TrainResult<(usize, usize, usize)> {
     }
 }
 
-/// Checks that a model can read these sequences: ids inside its vocabulary, T within its positions.
+/// Checks that a model has positions for the longest prompt plus `response_length` tokens.
 pub fn check_fits(
     model: &Gpt,
     what: &str,

@@ -255,6 +255,15 @@ impl PpoTrainer {
                 ));
             }
         }
+        if config.ptx_coef > 0.0 && config.ptx_seq_len > policy.config.n_positions {
+            return Err(TrainError::config(
+                "ptx_seq_len",
+                format!(
+                    "{} exceeds the policy's n_positions = {}",
+                    config.ptx_seq_len, policy.config.n_positions
+                ),
+            ));
+        }
         if config.ptx_coef > 0.0 && ptx_data.is_empty() {
             return Err(TrainError::config(
                 "ptx_coef",
@@ -451,14 +460,20 @@ impl PpoTrainer {
 
         let train_clock = Instant::now();
         let total_steps = self.total_steps();
-        let schedule = |peak: f64| LrSchedule {
-            peak: peak as f32,
-            warmup_steps: 0,
-            total_steps,
-            decay: config.lr_scheduler_type,
+        // Hugging Face's schedules: the peak at step 0, peak (1 - s / N) at step s for `linear`
+        // (LrSchedule reaches 0 at its last step, so step s reads its step s - 1).
+        let step_lr = |peak: f64| match self.state.step {
+            0 => peak as f32,
+            s => LrSchedule {
+                peak: peak as f32,
+                warmup_steps: 0,
+                total_steps,
+                decay: config.lr_scheduler_type,
+            }
+            .lr(s - 1),
         };
-        let lr = schedule(config.learning_rate).lr(self.state.step);
-        let critic_lr = schedule(config.critic_lr()).lr(self.state.step);
+        let lr = step_lr(config.learning_rate);
+        let critic_lr = step_lr(config.critic_lr());
         let mut stats = MinibatchStats::default();
         let mut skipped = 0u64;
         let micro = config.per_device_train_batch_size;

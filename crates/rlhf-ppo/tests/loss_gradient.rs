@@ -49,7 +49,7 @@ fn rollout(policy: &Gpt, critic: Option<&Gpt>) -> Rollout {
         &models,
         &picked,
         reward.as_mut(),
-        &decode,
+        &|t: &[u32]| Ok(decode(t)),
         &spec,
         None,
         &mut Rng::new(3),

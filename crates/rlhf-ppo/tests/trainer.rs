@@ -70,6 +70,11 @@ fn resume_is_exact() {
             assert_eq!(params_bits(a), params_bits(b), "critic weights differ");
         }
         assert_eq!(comparable(straight.history()), comparable(second.history()));
+        // TRL's linear decay: the peak at the first step, peak (1 - s / N) at step s.
+        let lrs: Vec<f64> = straight.history().iter().map(|r| r.lr).collect();
+        for (lr, want) in lrs.iter().zip([3e-3, 2.25e-3, 1.5e-3, 0.75e-3]) {
+            assert!((lr - want).abs() < 1e-9, "{lrs:?}");
+        }
         assert_eq!(straight.kl_coef(), second.kl_coef());
         if adaptive {
             assert_ne!(straight.kl_coef(), config.kl_coef, "the controller moved");
@@ -271,4 +276,18 @@ fn critic_starts_from_the_given_model_and_bad_setups_are_refused() {
     s.ptx_data.clear();
     let err = PpoTrainer::new(s).err().unwrap().to_string();
     assert!(err.contains("ptx_coef"), "{err}");
+
+    let s = setup(
+        PpoConfig {
+            ptx_coef: 1.0,
+            ptx_seq_len: 100,
+            ..config()
+        },
+        good_token_reward(),
+    );
+    let err = PpoTrainer::new(s).err().unwrap().to_string();
+    assert!(
+        err.contains("ptx_seq_len") && err.contains("n_positions"),
+        "{err}"
+    );
 }

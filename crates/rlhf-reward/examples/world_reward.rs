@@ -24,9 +24,11 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rlhf_data::records::{Feedback, Prompt, Ranking};
+use rlhf_data::records::{Feedback, FeedbackMeta, Pairwise, Prompt, Ranking};
 use rlhf_data::tokenizer::{BpeTokenizer, BpeTrainerConfig, Tokenizer, train_bpe};
-use rlhf_data::world::{LabelTask, LabelerKind, World, WorldConfig, WorldPrompt};
+use rlhf_data::world::{
+    Claim, LabelTask, LabelerKind, PromptClass, World, WorldConfig, WorldPrompt,
+};
 use rlhf_raters::screening::wilson_interval;
 use rlhf_reward::dataset::{render_prompt, response_text};
 use rlhf_reward::eval::evaluate;
@@ -35,7 +37,7 @@ use rlhf_reward::{
     RuleColumns, train_reward_model,
 };
 use rlhf_tensor::{Device, Rng};
-use rlhf_transformer::{Example, Gpt, GptConfig, TrainConfig, Trainer, pack};
+use rlhf_transformer::{Example, Gpt, GptConfig, TrainConfig, Trainer, lm_batch, pack};
 use serde_json::json;
 
 struct Args {
@@ -49,6 +51,9 @@ struct Args {
     epochs: usize,
     lr: f32,
     min_agreement: f64,
+    n_embd: usize,
+    n_layer: usize,
+    baselines_only: bool,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -63,9 +68,16 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         epochs: 2,
         lr: 3e-4,
         min_agreement: 0.75,
+        n_embd: 64,
+        n_layer: 2,
+        baselines_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--baselines-only" {
+            args.baselines_only = true;
+            continue;
+        }
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--out" => args.out = value()?.into(),
@@ -78,6 +90,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--epochs" => args.epochs = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
+            "--n-embd" => args.n_embd = value()?.parse()?,
+            "--n-layer" => args.n_layer = value()?.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -102,7 +116,7 @@ fn build_sft(world: &World, args: &Args, dir: &Path) -> Result<(), Box<dyn Error
             min_frequency: 2,
         },
     )?;
-    let mut config = GptConfig::new(tok.vocab_size(), 64, 64, 2, 4);
+    let mut config = GptConfig::new(tok.vocab_size(), 64, args.n_embd, args.n_layer, 4);
     config.eos_token_id = Some(tok.eos_id());
     config.pad_token_id = Some(tok.pad_id());
     let gpt = Gpt::new(config, 0, &mut Rng::new(args.seed), Device::Cpu)?;
@@ -144,6 +158,51 @@ fn build_sft(world: &World, args: &Args, dir: &Path) -> Result<(), Box<dyn Error
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The "SFT likelihood wins" baseline: per class, the share of test pairs whose better
+/// response has the higher log-likelihood under the SFT language model (the prompt is a shared
+/// prefix, so whole rows compare as their responses do).
+fn likelihood_baseline(
+    sft: &Gpt,
+    test: &[rlhf_reward::Comparison],
+    pad: u32,
+) -> Result<serde_json::Value, Box<dyn Error>> {
+    let mut per_class: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for c in test {
+        let examples: Vec<Example> = c.rows.iter().map(|r| Example::full(r.clone())).collect();
+        let refs: Vec<&Example> = examples.iter().collect();
+        let batch = lm_batch(&refs, sft.config.n_positions, pad)?;
+        let fwd = sft.forward(&batch.input)?;
+        let out = sft.lm_loss(&fwd.hidden, &batch.targets, None)?;
+        let t = batch.input.seq_len;
+        let ll: Vec<f64> = (0..c.k())
+            .map(|b| {
+                -out.losses[b * t..(b + 1) * t]
+                    .iter()
+                    .map(|&l| f64::from(l))
+                    .sum::<f64>()
+            })
+            .collect();
+        let entry = per_class.entry(c.source.clone()).or_default();
+        for p in &c.pairs {
+            entry.0 += match ll[p.better].partial_cmp(&ll[p.worse]) {
+                Some(std::cmp::Ordering::Greater) => 1.0,
+                Some(std::cmp::Ordering::Equal) => 0.5,
+                _ => 0.0,
+            };
+            entry.1 += 1;
+        }
+    }
+    let (right, total) = per_class
+        .values()
+        .fold((0.0, 0), |(r, n), &(a, b)| (r + a, n + b));
+    let mut out = serde_json::Map::new();
+    out.insert("overall".into(), json!(right / total.max(1) as f64));
+    for (class, (r, n)) in per_class {
+        out.insert(class, json!(r / n.max(1) as f64));
+    }
+    Ok(out.into())
 }
 
 /// K candidates per prompt as labelling tasks.
@@ -234,7 +293,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         pad_token_id: tok.pad_id(),
         max_len: sft.config.n_positions,
     };
-    let mut builder = PreferenceBuilder::new(&tok, sequence, RuleColumns::Off);
+    let rule_ids = world.rules.rules.iter().map(|r| r.id.clone()).collect();
+    let mut builder = PreferenceBuilder::new(&tok, sequence.clone(), RuleColumns::Fixed(rule_ids));
     for (task, prompt) in test_tasks.iter().zip(&world.eval_prompts) {
         let truth = world.label(&researchers, task)?;
         if truth.ranking.tiers.len() < 2 {
@@ -242,8 +302,43 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         let class = format!("{:?}", prompt.kind.class()).to_lowercase();
         builder.add(&truth.ranking.into(), &class)?;
+        builder.add(&truth.violations.into(), &class)?;
     }
     let test = builder.build()?.comparisons;
+    let likelihood = likelihood_baseline(&sft, &test, tok.pad_id())?;
+    eprintln!("SFT likelihood baseline on the truth pairs: {likelihood}");
+    // The knowledge test: on answerable eval prompts, the correct claim against a wrong one.
+    let mut claims = PreferenceBuilder::new(&tok, sequence.clone(), RuleColumns::Off);
+    for task in &test_tasks {
+        let judged: Vec<Claim> = task
+            .responses
+            .iter()
+            .map(|r| world.judge(&task.prompt, r).map(|j| j.analysis.claim))
+            .collect::<Result<_, _>>()?;
+        let find = |want: Claim| judged.iter().position(|&c| c == want);
+        if let (Some(good), Some(bad), true) = (
+            find(Claim::Correct),
+            find(Claim::Wrong),
+            world.parse_prompt(&task.prompt)?.class() == PromptClass::Answerable,
+        ) {
+            let pair = Pairwise::new(
+                FeedbackMeta::new(task.item_id.clone()),
+                Prompt::user(rlhf_data::world::prompts::question_of(&task.prompt)),
+                task.responses[good].clone(),
+                task.responses[bad].clone(),
+            );
+            claims.add(&pair.into(), "correct-vs-wrong")?;
+        }
+    }
+    let claims = claims.build()?.comparisons;
+    let claims_likelihood = likelihood_baseline(&sft, &claims, tok.pad_id())?;
+    eprintln!(
+        "{} correct-vs-wrong claim pairs; SFT likelihood baseline {claims_likelihood}",
+        claims.len()
+    );
+    if args.baselines_only {
+        return Ok(());
+    }
 
     let config = RewardStageConfig {
         train: RewardTrainConfig {
@@ -286,12 +381,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         )?;
         let seconds = started.elapsed().as_secs_f64();
         let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
+        let claim_report = evaluate(&trained.model, &claims, &config.train.objective, 32)?;
         eprintln!(
-            "{name}: {} records, {} train comparisons, held-out truth accuracy {:.4} (length baseline {:.4}), {seconds:.0} s",
+            "{name}: {} records, {} train comparisons, held-out truth accuracy {:.4} (length baseline {:.4}), rule heads {:?}, correct-vs-wrong claims {:.4}, {seconds:.0} s",
             records.len(),
             trained.train_comparisons,
             truth.overall.accuracy,
-            truth.overall.length_baseline_accuracy
+            truth.overall.length_baseline_accuracy,
+            truth.rule_accuracy,
+            claim_report.overall.accuracy
         );
         reports.insert(
             name.into(),
@@ -301,6 +399,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "validation": trained.validation,
                 "normalisation": trained.normalisation,
                 "ground_truth_heldout": truth,
+                "correct_vs_wrong_claims": claim_report.overall,
                 "train_pairs_per_second": pairs as f64 / seconds,
                 "seconds": seconds,
             }),
@@ -312,6 +411,9 @@ fn main() -> Result<(), Box<dyn Error>> {
             "kept_labelers": kept,
             "screening": screening,
             "test_comparisons": test.len(),
+            "sft_likelihood_baseline": likelihood,
+            "claim_pairs": claims.len(),
+            "claims_sft_likelihood_baseline": claims_likelihood,
             "reports": reports,
         }))?
     );

@@ -66,20 +66,20 @@ pub enum RewardError {
     #[error("{0}")]
     Input(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not repeated as a source).
+        error: std::io::Error,
     },
     /// A JSON file is malformed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Json {
         /// The file.
         path: std::path::PathBuf,
         /// The parser's message, with line and column.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -93,10 +93,10 @@ impl RewardError {
     }
 
     /// An I/O error on `path`.
-    pub fn io(path: &std::path::Path, source: std::io::Error) -> RewardError {
+    pub fn io(path: &std::path::Path, error: std::io::Error) -> RewardError {
         RewardError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 }

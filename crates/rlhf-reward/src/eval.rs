@@ -52,6 +52,11 @@ pub struct EvalReport {
     /// Share of labelled (response, rule) entries the rule heads get right (logit > 0 means
     /// broken); `None` without labels or rule heads.
     pub rule_accuracy: Option<f64>,
+    /// Share of the labelled entries that are violations (predicting "never broken" scores
+    /// 1 minus this); `None` as above.
+    pub rule_violation_rate: Option<f64>,
+    /// Share of the labelled violations the rule heads flag (recall); `None` without any.
+    pub rule_recall: Option<f64>,
 }
 
 /// One pair's reward gap with its grouping keys.
@@ -131,6 +136,16 @@ pub fn report(
             .count();
         right as f64 / labelled.len() as f64
     });
+    let broken: Vec<usize> = labelled
+        .iter()
+        .copied()
+        .filter(|&i| batch.rule_labels[i] >= 0.5)
+        .collect();
+    let rule_violation_rate =
+        (!labelled.is_empty()).then(|| broken.len() as f64 / labelled.len() as f64);
+    let rule_recall = (!broken.is_empty()).then(|| {
+        broken.iter().filter(|&&i| rule_logits[i] > 0.0).count() as f64 / broken.len() as f64
+    });
     Ok(EvalReport {
         comparisons: data.len(),
         loss: f64::from(value.preference),
@@ -145,6 +160,8 @@ pub fn report(
             .map(|(k, v)| Ok((k, pair_stats(&v)?)))
             .collect::<Result<_>>()?,
         rule_accuracy,
+        rule_violation_rate,
+        rule_recall,
     })
 }
 
@@ -200,9 +217,24 @@ mod tests {
         assert_eq!(r.overall.length_baseline_accuracy, 1.0);
         // Symmetric ECE: p = s(1) = 0.731 (twice), s(-1), s(2) and their complements.
         assert!(r.overall.ece_symmetric > 0.0 && r.overall.ece_symmetric < r.overall.ece + 0.5);
-        assert!(r.rule_accuracy.is_none());
+        assert!(r.rule_accuracy.is_none() && r.rule_recall.is_none());
         let sp = |d: f64| (1.0 + (-d).exp()).ln();
         let expected = (sp(1.0) + (sp(-1.0) + sp(1.0) + sp(2.0)) / 3.0) / 2.0;
         assert!((r.loss - expected).abs() < 1e-6);
+        // Rule heads: labels [0, 1] / [0, 1] on rows of `ranked(2, 1, ..)`, logits [-1, 2].
+        let c = ranked(2, 1, "r");
+        let r = report(
+            &[c],
+            &[1.0, 0.0],
+            &[-1.0, 2.0],
+            1,
+            &ObjectiveConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(r.rule_accuracy, Some(1.0));
+        assert_eq!(
+            (r.rule_violation_rate, r.rule_recall),
+            (Some(0.5), Some(1.0))
+        );
     }
 }

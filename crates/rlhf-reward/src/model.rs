@@ -296,9 +296,9 @@ impl RewardModel {
     pub fn save(&self, dir: &Path) -> Result<()> {
         self.gpt.save(dir)?;
         let path = dir.join(REWARD_CONFIG_FILE);
-        let json = serde_json::to_vec_pretty(&self.head).map_err(|source| RewardError::Json {
+        let json = serde_json::to_vec_pretty(&self.head).map_err(|error| RewardError::Json {
             path: path.clone(),
-            source,
+            error,
         })?;
         write_atomic(&path, &json)?;
         Ok(())
@@ -309,9 +309,9 @@ impl RewardModel {
         let path = dir.join(REWARD_CONFIG_FILE);
         let text = fs::read_to_string(&path).map_err(|e| RewardError::io(&path, e))?;
         let head: RewardHeadConfig =
-            serde_json::from_str(&text).map_err(|source| RewardError::Json {
+            serde_json::from_str(&text).map_err(|error| RewardError::Json {
                 path: path.clone(),
-                source,
+                error,
             })?;
         RewardModel::from_parts(Gpt::load(dir, device)?, head).map_err(|e| match e {
             RewardError::Config { field, message } => RewardError::Config {

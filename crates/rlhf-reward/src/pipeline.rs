@@ -186,3 +186,102 @@ pub fn train_reward_model(
         validation_comparisons: validation.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Episode, RewardFunction};
+    use rlhf_data::tokenizer::{BpeTrainerConfig, train_bpe};
+    use rlhf_data::world::{LabelTask, World, WorldConfig};
+    use rlhf_tensor::Device;
+    use rlhf_transformer::GptConfig;
+
+    #[test]
+    fn configs_read_from_partial_json() {
+        let c: RewardStageConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, RewardStageConfig::default());
+        let c: RewardStageConfig = serde_json::from_str(
+            r#"{"train": {"epochs": 2, "objective": {"loss": "bt"}}, "normalise": null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.train.epochs, 2);
+        assert_eq!(c.train.objective.loss, crate::PreferenceLoss::Bt);
+        assert!(c.normalise.is_none());
+        assert!(serde_json::from_str::<RewardStageConfig>(r#"{"epochs": 2}"#).is_err());
+    }
+
+    #[test]
+    fn the_stage_trains_normalises_saves_and_scores_world_data() {
+        let world = World::new(WorldConfig::small()).unwrap();
+        let tasks: Vec<LabelTask> = world
+            .rl_prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| LabelTask {
+                item_id: format!("t{i}"),
+                prompt: p.render(),
+                responses: world.candidate_responses(p, 3, "stage"),
+            })
+            .collect();
+        let records: Vec<Feedback> = world
+            .label_tasks(&tasks, 1)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(_, _, out)| [out.ranking.into(), out.violations.into()])
+            .collect();
+        let config = BpeTrainerConfig {
+            vocab_size: 300,
+            min_frequency: 2,
+        };
+        let tok = train_bpe(world.corpus_texts(), &config).unwrap();
+        let gpt = Gpt::new(
+            GptConfig::new(tok.vocab_size(), 48, 16, 1, 2),
+            0,
+            &mut Rng::new(0),
+            Device::Cpu,
+        )
+        .unwrap();
+        let references: Vec<(Prompt, String)> = world
+            .demonstrations
+            .iter()
+            .map(|d| (Prompt::user(d.prompt.text.clone()), d.response.clone()))
+            .collect();
+        let mut config = RewardStageConfig::default();
+        config.train.batch_size = 8;
+        config.train.lr = 1e-3;
+        config.validation_fraction = 0.2;
+        let dir = std::env::temp_dir().join(format!("rlhf-reward-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut steps = 0;
+        let trained = train_reward_model(
+            gpt,
+            &tok,
+            &[("world", &records[..])],
+            &references,
+            &config,
+            Some(&dir),
+            &mut |e| steps += usize::from(matches!(e, RewardEvent::Step(_))),
+        )
+        .unwrap();
+        assert_eq!(steps, trained.history.len());
+        assert_eq!(trained.model.n_rules(), world.rules.rules.len());
+        assert!(trained.validation.is_some() && trained.validation_comparisons > 0);
+        assert!(trained.stats.rule_labels_merged > 0);
+        let norm = trained.normalisation.as_ref().unwrap();
+        assert!(norm.mean_after.abs() < 1e-4, "{norm:?}");
+        assert_eq!(RewardModel::load(&dir, Device::Cpu).unwrap(), trained.model);
+        // PPO's view: episodes with tokens.
+        let demo = &world.demonstrations[0];
+        let prompt_tokens = tok.encode(&crate::dataset::render_prompt(&references[0].0));
+        let response_tokens = tok.encode(&crate::dataset::response_text(&demo.response));
+        let episode = Episode {
+            prompt: &references[0].1,
+            response: &demo.response,
+            prompt_tokens: &prompt_tokens,
+            response_tokens: &response_tokens,
+        };
+        let scores = trained.model_reward(4).score(&[episode]).unwrap();
+        assert!(scores[0].is_finite());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -90,9 +90,9 @@ pub(crate) fn save(trainer: &RewardTrainer, dir: &Path) -> Result<()> {
     }
     save_safetensors(&dir.join(STATE_TENSORS), &tensors)?;
     let path = dir.join(STATE_JSON);
-    let json = serde_json::to_vec_pretty(&state).map_err(|source| RewardError::Json {
+    let json = serde_json::to_vec_pretty(&state).map_err(|error| RewardError::Json {
         path: path.clone(),
-        source,
+        error,
     })?;
     write_atomic(&path, &json)?;
     Ok(())
@@ -102,9 +102,9 @@ pub(crate) fn save(trainer: &RewardTrainer, dir: &Path) -> Result<()> {
 pub(crate) fn load(trainer: &mut RewardTrainer, dir: &Path) -> Result<()> {
     let path = dir.join(STATE_JSON);
     let text = fs::read_to_string(&path).map_err(|e| RewardError::io(&path, e))?;
-    let state: TrainerState = serde_json::from_str(&text).map_err(|source| RewardError::Json {
+    let state: TrainerState = serde_json::from_str(&text).map_err(|error| RewardError::Json {
         path: path.clone(),
-        source,
+        error,
     })?;
     let mut comparable = trainer.config.clone();
     comparable.epochs = state.config.epochs;

@@ -85,6 +85,7 @@ pub fn config() -> PpoConfig {
         response_length: 6,
         temperature: 1.0,
         local_rollout_forward_batch_size: 3,
+        ptx_seq_len: 10,
         ..PpoConfig::default()
     }
 }
@@ -97,7 +98,7 @@ pub fn setup(config: PpoConfig, reward: Box<dyn RewardFunction>) -> PpoSetup {
         reference: None,
         critic_init: None,
         reward,
-        decode: Box::new(decode),
+        decode: Box::new(|t: &[u32]| Ok(decode(t))),
         prompts: prompts(),
         ptx_data: ptx_data(),
         eos_token_id: EOS,
