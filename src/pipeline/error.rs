@@ -54,6 +54,15 @@ pub enum PipelineError {
     /// A rater statistic failed.
     #[error(transparent)]
     Raters(#[from] rlhf_raters::RatersError),
+    /// The reward model, its training or scoring failed.
+    #[error(transparent)]
+    Reward(#[from] rlhf_reward::RewardError),
+    /// A tensor op refused its inputs.
+    #[error(transparent)]
+    Tensor(#[from] rlhf_tensor::TensorError),
+    /// PPO failed.
+    #[error(transparent)]
+    Ppo(#[from] rlhf_ppo::TrainError),
     /// Drawing a plot failed.
     #[error("plot {}: {message}", path.display())]
     Plot {

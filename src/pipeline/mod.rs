@@ -5,8 +5,9 @@
 //! - stages, each a module with its function: [`world()`] (1, [`mod@world`]), [`pretrain()`]
 //!   (2: tokenizer + base model), [`sft()`] (3), [`label()`] (4: sampling + simulated labelers),
 //!   [`raters()`] (5: screening, aggregation, preference dataset; helpers in [`raters_labels`]),
-//!   stages 6-7 (reward model, PPO: wired by the lead in [`run()`]), [`evaluate()`] (8, [`mod@eval`]:
-//!   every policy against the ground truth);
+//!   [`reward_model()`] (6: trained on the preference dataset, normalised, checked against the
+//!   ground truth), [`ppo()`] (7: with and without PPO-ptx, critic from the reward model),
+//!   [`evaluate()`] (8, [`mod@eval`]: every policy against the ground truth);
 //! - [`lm_train`], [`generation`]: the training loop and sampling the stages share;
 //! - [`mod@run`]: all stages in order (`rlhf run`); [`summary`], [`report`], [`plots`]: what a
 //!   person reads.
@@ -19,11 +20,13 @@ pub mod generation;
 pub mod label;
 pub mod lm_train;
 pub mod plots;
+pub mod ppo;
 pub mod pretrain;
 pub mod progress;
 pub mod raters;
 pub mod raters_labels;
 pub mod report;
+pub mod reward_model;
 pub mod run;
 pub mod rundir;
 pub mod sft;
@@ -35,9 +38,11 @@ pub use context::{Halt, RunContext};
 pub use error::{PipelineError, Result};
 pub use eval::{Policy, PolicyEval, evaluate};
 pub use label::{Labels, label};
+pub use ppo::ppo;
 pub use pretrain::{Pretrained, pretrain};
 pub use progress::Progress;
 pub use raters::{RatersOutput, raters};
+pub use reward_model::{RewardStage, reward_model};
 pub use run::{RunOutcome, run};
 pub use rundir::RunDir;
 pub use sft::{Sft, sft};
@@ -55,8 +60,7 @@ pub struct StageInfo {
     pub available: bool,
 }
 
-/// The stages in order. The reward model and PPO are wired in by the lead when their trainers
-/// land (flip `available` and call them in [`run()`] where marked).
+/// The stages in order.
 pub const STAGES: &[StageInfo] = &[
     StageInfo {
         name: world::STAGE,
@@ -84,14 +88,19 @@ pub const STAGES: &[StageInfo] = &[
         available: true,
     },
     StageInfo {
-        name: "reward_model",
+        name: reward_model::STAGE,
         what: "reward model (rlhf-reward)",
-        available: false,
+        available: true,
     },
     StageInfo {
-        name: "ppo",
-        what: "PPO with and without ptx (rlhf-ppo)",
-        available: false,
+        name: ppo::STAGE,
+        what: "PPO with PPO-ptx (rlhf-ppo)",
+        available: true,
+    },
+    StageInfo {
+        name: ppo::NO_PTX,
+        what: "PPO without ptx, for the alignment tax (rlhf-ppo)",
+        available: true,
     },
     StageInfo {
         name: "eval",
