@@ -175,7 +175,7 @@ fn ppo_errors_name_what_is_wrong() {
     let err = run("world", &["--resume"]);
     assert!(err.contains("no PPO checkpoint"), "{err}");
     let err = run(s(&dir), &[]);
-    assert!(err.contains("reward-model directories"), "{err}");
+    assert!(err.contains("reward-model directory"), "{err}");
     let config = dir.join("bad.toml");
     std::fs::write(&config, "cliprange = 0.2\nvf_coeff = 0.1\n").unwrap();
     let err = run("world", &["--config", s(&config)]);

@@ -143,9 +143,13 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let reward = match (args.reward.as_str(), &world) {
         ("world", Some(world)) => world_reward(world.clone()),
-        (dir, _) => bail!(
-            "--reward {dir}: reward-model directories are not supported yet (they come with rlhf-reward's model reward); use --reward world"
-        ),
+        (dir, _) => {
+            let model = rlhf_reward::ModelReward::load(Path::new(dir), Device::Cpu, 32)
+                .with_context(|| {
+                    format!("--reward {dir}: expected `world` or a reward-model directory (from `rlhf reward train` or `rlhf run`'s models/rm)")
+                })?;
+            Box::new(model) as Box<dyn RewardFunction>
+        }
     };
     let prompts = match (args.prompts.as_str(), &world) {
         ("world", Some(world)) => world_prompts(&world.rl_prompts, &tok),
