@@ -33,7 +33,7 @@ const SAVE_STEPS: u64 = 5;
 /// The rlhf-ppo settings from the run config's `[ppo]` section, with `ptx_coef`.
 pub fn ppo_config(ctx: &RunContext, ptx_coef: f64) -> Result<PpoConfig> {
     let p = &ctx.config.ppo;
-    if p.batch_size % p.num_mini_batches != 0 {
+    if !p.batch_size.is_multiple_of(p.num_mini_batches) {
         return Err(PipelineError::config(
             "ppo.batch_size",
             format!(
