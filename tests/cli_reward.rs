@@ -130,6 +130,44 @@ fn train_score_and_resume_exactly() {
     ] {
         assert!(out.join(file).exists(), "{file}");
     }
+    // The trained directory is a reward PPO can optimise: `rlhf ppo --reward DIR`.
+    let ppo_config = dir.join("ppo.toml");
+    std::fs::write(
+        &ppo_config,
+        "total_episodes = 4\nper_device_train_batch_size = 4\nnum_ppo_epochs = 1\nresponse_length = 4\nseed = 1\n",
+    )
+    .unwrap();
+    let ppo = rlhf(&[
+        "ppo",
+        "--policy",
+        s(&sft),
+        "--reward",
+        s(&out),
+        "--prompts",
+        "world",
+        "--out",
+        s(&dir.join("ppo")),
+        "--config",
+        s(&ppo_config),
+    ]);
+    assert!(
+        ppo.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&ppo.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&ppo.stdout)
+            .lines()
+            .next()
+            .expect("rlhf ppo prints a JSON line"),
+    )
+    .unwrap();
+    assert!(
+        first["objective/scores"]
+            .as_f64()
+            .is_some_and(f64::is_finite),
+        "{first}"
+    );
     // Score the HH pairs (another format, K = 2) with the model.
     let scored = json(&rlhf(&[
         "reward",
