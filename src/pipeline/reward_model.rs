@@ -108,7 +108,7 @@ fn summarise(validation: Option<&EvalReport>, truth: &EvalReport) -> RewardModel
         accuracy: Some(truth.overall.accuracy),
         accuracy_unscreened: None,
         loss: validation.map(|v| v.loss),
-        ece: validation.map(|v| v.overall.ece),
+        ece: validation.map(|v| v.overall.ece_symmetric),
     }
 }
 
@@ -220,7 +220,7 @@ pub fn reward_model(
                         ("epoch", *epoch as f64),
                         ("val/loss", report.loss),
                         ("val/accuracy", report.overall.accuracy),
-                        ("val/ece", report.overall.ece),
+                        ("val/ece_symmetric", report.overall.ece_symmetric),
                     ],
                 );
             }

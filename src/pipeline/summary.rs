@@ -63,7 +63,8 @@ pub struct RewardModelSummary {
     pub accuracy_unscreened: Option<f64>,
     /// Validation loss.
     pub loss: Option<f64>,
-    /// Expected calibration error.
+    /// Expected calibration error of sigmoid(r_a - r_b), over both orientations of every
+    /// validation pair.
     pub ece: Option<f64>,
 }
 
