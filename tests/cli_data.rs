@@ -1,7 +1,11 @@
 //! End-to-end: `rlhf data validate|stats|convert` on the rlhf-data fixtures.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::rlhf;
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -16,13 +20,6 @@ fn temp(name: &str) -> String {
         .join(format!("rlhf-cli-data-{}-{name}", std::process::id()))
         .display()
         .to_string()
-}
-
-fn rlhf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args(args)
-        .output()
-        .expect("the rlhf binary runs")
 }
 
 fn stdout(output: &Output) -> String {

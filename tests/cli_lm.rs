@@ -1,25 +1,10 @@
 //! End-to-end tests of `rlhf train lm`, `rlhf model score` and `rlhf generate` on tiny models.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn rlhf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args(args)
-        .output()
-        .expect("the rlhf binary runs")
-}
+use std::process::Output;
 
-fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlhf-cli-lm-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{rlhf, s, workdir};
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     assert!(
@@ -35,7 +20,7 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn train_resume_score_on_token_jsonl() {
-    let dir = workdir("tokens");
+    let dir = workdir("cli-lm", "tokens");
     let config = dir.join("config.json");
     std::fs::write(
         &config,
@@ -116,7 +101,7 @@ fn train_resume_score_on_token_jsonl() {
 
 #[test]
 fn sft_on_trl_jsonl_then_generate_with_gpt2_tokenizer() {
-    let dir = workdir("sft");
+    let dir = workdir("cli-lm", "sft");
     let config = dir.join("config.json");
     std::fs::write(
         &config,
@@ -184,7 +169,7 @@ fn sft_on_trl_jsonl_then_generate_with_gpt2_tokenizer() {
 
 #[test]
 fn out_of_vocabulary_tokens_name_file_line_and_field() {
-    let dir = workdir("bad");
+    let dir = workdir("cli-lm", "bad");
     let config = dir.join("config.json");
     std::fs::write(
         &config,

@@ -1,51 +1,12 @@
 //! End-to-end tests of `rlhf ppo` on a tiny model with a tokenizer trained on the world's corpus:
 //! a run with checkpoints, its resume to more episodes, and the errors users meet first.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use rlhf_data::tokenizer::{BpeTrainerConfig, Tokenizer, train_bpe};
+use std::path::Path;
+
+use common::{rlhf, s, tiny_sft, workdir};
 use rlhf_data::world::{World, WorldConfig};
-use rlhf_tensor::{Device, Rng};
-use rlhf_transformer::{Gpt, GptConfig};
-
-fn rlhf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args(args)
-        .output()
-        .expect("the rlhf binary runs")
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlhf-cli-ppo-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// A random tiny "SFT" model with a BPE tokenizer trained on the default world's corpus.
-fn sft_dir(dir: &Path) -> PathBuf {
-    let world = World::new(WorldConfig::default()).unwrap();
-    let tok = train_bpe(
-        world.corpus_texts(),
-        &BpeTrainerConfig {
-            vocab_size: 320,
-            min_frequency: 2,
-        },
-    )
-    .unwrap();
-    let sft = dir.join("sft");
-    let mut config = GptConfig::new(tok.vocab_size(), 128, 16, 1, 2);
-    config.eos_token_id = Some(tok.eos_id());
-    let model = Gpt::new(config, 0, &mut Rng::new(0), Device::Cpu).unwrap();
-    model.save(&sft).unwrap();
-    tok.save(sft.join("tokenizer.json")).unwrap();
-    sft
-}
 
 fn metrics_steps(out: &Path) -> Vec<u64> {
     std::fs::read_to_string(out.join("metrics.jsonl"))
@@ -61,8 +22,8 @@ fn metrics_steps(out: &Path) -> Vec<u64> {
 
 #[test]
 fn ppo_runs_checkpoints_and_resumes_on_the_world() {
-    let dir = workdir("run");
-    let sft = sft_dir(&dir);
+    let dir = workdir("cli-ppo", "run");
+    let sft = tiny_sft(&dir, &World::new(WorldConfig::default()).unwrap(), 128);
     let out = dir.join("run");
     let config = dir.join("ppo.toml");
     let write_config = |episodes: usize| {
@@ -152,8 +113,8 @@ fn ppo_runs_checkpoints_and_resumes_on_the_world() {
 
 #[test]
 fn ppo_errors_name_what_is_wrong() {
-    let dir = workdir("errors");
-    let sft = sft_dir(&dir);
+    let dir = workdir("cli-ppo", "errors");
+    let sft = tiny_sft(&dir, &World::new(WorldConfig::default()).unwrap(), 128);
     let out = dir.join("run");
     let run = |reward: &str, extra: &[&str]| {
         let mut args = vec![

@@ -2,47 +2,20 @@
 //! world (native JSONL rankings with rule flags, HH-RLHF pairs), a tokenizer trained on its
 //! corpus and a tiny GPT-2 as the "SFT" checkpoint.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::PathBuf;
+
+use common::{failure_stderr, rlhf, s, success_json, tiny_sft, workdir};
 
 use rlhf::data::formats::{OutputFormat, write_file};
 use rlhf::data::records::Feedback;
-use rlhf::data::tokenizer::{BpeTrainerConfig, Tokenizer, train_bpe};
 use rlhf::data::world::{LabelTask, World, WorldConfig};
-use rlhf::tensor::{Device, Rng};
-use rlhf::transformer::{Gpt, GptConfig};
-
-fn rlhf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args(args)
-        .output()
-        .expect("the rlhf binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    assert!(!out.status.success(), "expected a failure");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// World labels as native JSONL (rankings + rule flags) and HH pairs, a tokenizer and a tiny
 /// GPT-2 saved as an HF directory.
 fn setup(tag: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("rlhf-cli-reward-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = workdir("cli-reward", tag);
     let world = World::new(WorldConfig::small()).unwrap();
     let tasks: Vec<LabelTask> = world
         .rl_prompts
@@ -66,24 +39,7 @@ fn setup(tag: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     write_file(&kway, OutputFormat::Native, native.into_iter().map(Ok)).unwrap();
     let hh = dir.join("pairs.hh.jsonl");
     write_file(&hh, OutputFormat::Hh, pairs.into_iter().map(Ok)).unwrap();
-    let tok = train_bpe(
-        world.corpus_texts(),
-        &BpeTrainerConfig {
-            vocab_size: 320,
-            min_frequency: 2,
-        },
-    )
-    .unwrap();
-    let sft = dir.join("sft");
-    let gpt = Gpt::new(
-        GptConfig::new(tok.vocab_size(), 64, 16, 1, 2),
-        0,
-        &mut Rng::new(0),
-        Device::Cpu,
-    )
-    .unwrap();
-    gpt.save(&sft).unwrap();
-    tok.save(sft.join("tokenizer.json")).unwrap();
+    let sft = tiny_sft(&dir, &world, 64);
     (dir, sft, kway, hh)
 }
 
@@ -106,7 +62,7 @@ fn train_score_and_resume_exactly() {
     ];
     let mut args = vec!["reward", "train", "--init", s(&sft), "--out", s(&out)];
     args.extend(common);
-    let report = json(&rlhf(&args));
+    let report = success_json(&rlhf(&args));
     assert_eq!(report["rules"].as_array().unwrap().len(), 6, "{report}");
     assert!(
         report["validation"]["overall"]["accuracy"]
@@ -169,7 +125,7 @@ fn train_score_and_resume_exactly() {
         "{first}"
     );
     // Score the HH pairs (another format, K = 2) with the model.
-    let scored = json(&rlhf(&[
+    let scored = success_json(&rlhf(&[
         "reward",
         "score",
         "--model",
@@ -204,7 +160,7 @@ fn train_score_and_resume_exactly() {
         s(&out2),
     ];
     args.extend(common);
-    let resumed = json(&rlhf(&args));
+    let resumed = success_json(&rlhf(&args));
     assert_eq!(resumed["steps"], report["steps"]);
     let weights = |d: &Path| std::fs::read(d.join("training").join("model.safetensors")).unwrap();
     assert!(weights(&out) == weights(&out2), "resumed weights differ");
@@ -216,7 +172,7 @@ fn bad_inputs_are_clear_errors() {
     let (dir, sft, kway, _) = setup("errors");
     let out = dir.join("rm");
     let missing = dir.join("nope.jsonl");
-    let err = stderr(&rlhf(&[
+    let err = failure_stderr(&rlhf(&[
         "reward",
         "train",
         "--init",
@@ -229,7 +185,7 @@ fn bad_inputs_are_clear_errors() {
     assert!(err.contains("nope.jsonl"), "{err}");
     let bad = dir.join("bad.jsonl");
     std::fs::write(&bad, "{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: b\", \"rejected\": \"\\n\\nHuman: a\\n\\nAssistant: c\"}\n{\"chosen\": 3}\n").unwrap();
-    let err = stderr(&rlhf(&[
+    let err = failure_stderr(&rlhf(&[
         "reward",
         "train",
         "--init",
@@ -240,7 +196,7 @@ fn bad_inputs_are_clear_errors() {
         s(&out),
     ]));
     assert!(err.contains("bad.jsonl:2"), "{err}");
-    let err = stderr(&rlhf(&[
+    let err = failure_stderr(&rlhf(&[
         "reward",
         "train",
         "--init",
@@ -253,7 +209,7 @@ fn bad_inputs_are_clear_errors() {
         "csv",
     ]));
     assert!(err.contains("--format csv") && err.contains("hh"), "{err}");
-    let err = stderr(&rlhf(&[
+    let err = failure_stderr(&rlhf(&[
         "reward",
         "score",
         "--model",

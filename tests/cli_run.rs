@@ -1,15 +1,12 @@
 //! End-to-end: `rlhf run` on the micro preset (every stage), resume after an interruption giving identical results, bad configs failing
 //! before training with the field named, the per-stage commands, and `--help` everywhere.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn rlhf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf"))
-        .args(args)
-        .output()
-        .expect("the rlhf binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::rlhf;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rlhf-cli-run-{}-{name}", std::process::id()));

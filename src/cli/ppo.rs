@@ -18,7 +18,7 @@ use rlhf_data::world::prompts::render_prompt;
 use rlhf_data::world::{World, WorldConfig};
 use rlhf_ppo::checkpoint::has_checkpoint;
 use rlhf_ppo::{PpoConfig, PpoPrompt, PpoSetup, SampleSpec, evaluate, progress, train_ppo};
-use rlhf_reward::{Episode, FnReward, RewardError, RewardFunction};
+use rlhf_reward::{CriteriaReward, RewardFunction};
 use rlhf_tensor::Device;
 use rlhf_transformer::files::write_atomic;
 use rlhf_transformer::{Example, Gpt};
@@ -63,18 +63,7 @@ pub struct PpoArgs {
 }
 
 fn world_reward(world: World) -> Box<dyn RewardFunction> {
-    Box::new(FnReward::new(
-        "world-ground-truth",
-        move |e: &Episode<'_>| {
-            world
-                .score(e.prompt, e.response)
-                .map(|s| s.total as f32)
-                .map_err(|err| RewardError::Scoring {
-                    scorer: "world-ground-truth".into(),
-                    message: err.to_string(),
-                })
-        },
-    ))
+    Box::new(CriteriaReward::ground_truth(std::sync::Arc::new(world)))
 }
 
 fn read_prompts(path: &Path, tok: &AnyTokenizer) -> anyhow::Result<Vec<PpoPrompt>> {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use rlhf_data::tokenizer::{BpeTrainerConfig, Tokenizer, train_bpe};
 use rlhf_data::world::{World, WorldConfig};
 use rlhf_ppo::{EvalReport, PpoConfig, PpoPrompt, PpoSetup, SampleSpec, evaluate, train_ppo};
-use rlhf_reward::{Episode, FnReward, RewardError, RewardFunction};
+use rlhf_reward::{CriteriaReward, RewardFunction};
 use rlhf_tensor::{Device, Rng};
 use rlhf_transformer::{Example, Gpt, GptConfig, TrainConfig, Trainer, pack};
 
@@ -34,18 +34,7 @@ fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn world_reward(world: World) -> Box<dyn RewardFunction> {
-    Box::new(FnReward::new(
-        "world-ground-truth",
-        move |e: &Episode<'_>| {
-            world
-                .score(e.prompt, e.response)
-                .map(|s| s.total as f32)
-                .map_err(|err| RewardError::Scoring {
-                    scorer: "world-ground-truth".into(),
-                    message: err.to_string(),
-                })
-        },
-    ))
+    Box::new(CriteriaReward::ground_truth(std::sync::Arc::new(world)))
 }
 
 fn lm_train(model: Gpt, data: &[Example], steps: u64, lr: f32, seq_len: usize, pad: u32) -> Gpt {

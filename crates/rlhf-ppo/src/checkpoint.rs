@@ -19,7 +19,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rlhf_tensor::Tensor;
-use rlhf_tensor::optim::AdamW;
+use rlhf_tensor::optim::{AdamW, StateMismatch, unused_state};
 use rlhf_transformer::Gpt;
 use rlhf_transformer::files::{load_safetensors, save_safetensors, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -41,19 +41,19 @@ struct SavedState {
     critic_optimizer_step: Option<u64>,
 }
 
-fn moments<'a>(prefix: &str, model: &Gpt, opt: &'a AdamW, out: &mut Vec<(String, &'a Tensor)>) {
-    if opt.step == 0 {
-        return;
-    }
-    for ((name, _), (m, v)) in model
+/// The names and dims of `model`'s parameters, in the optimizer's update order.
+fn layout(model: &Gpt) -> Vec<(String, Vec<usize>)> {
+    model
         .params
         .named()
         .into_iter()
-        .zip(opt.exp_avg.iter().zip(&opt.exp_avg_sq))
-    {
-        out.push((format!("{prefix}.exp_avg.{name}"), m));
-        out.push((format!("{prefix}.exp_avg_sq.{name}"), v));
-    }
+        .map(|(n, t)| (n, t.dims().to_vec()))
+        .collect()
+}
+
+fn moments<'a>(prefix: &str, model: &Gpt, opt: &'a AdamW, out: &mut Vec<(String, &'a Tensor)>) {
+    let names: Vec<String> = layout(model).into_iter().map(|(n, _)| n).collect();
+    out.extend(opt.named_state(&format!("{prefix}."), &names));
 }
 
 /// Writes a checkpoint of `trainer` under `dir` and points `latest` at it.
@@ -108,34 +108,15 @@ fn restore_moments(
     found: &mut BTreeMap<String, Tensor>,
     path: &Path,
 ) -> TrainResult<()> {
-    opt.step = step;
-    if step == 0 {
-        return Ok(());
+    opt.restore_state(step, &format!("{prefix}."), &layout(model), found)
+        .map_err(|m| mismatch(path, m))
+}
+
+fn mismatch(path: &Path, m: StateMismatch) -> TrainError {
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: m.to_string(),
     }
-    let (mut m, mut v) = (Vec::new(), Vec::new());
-    for (name, param) in model.params.named() {
-        for (kind, dst) in [("exp_avg", &mut m), ("exp_avg_sq", &mut v)] {
-            let key = format!("{prefix}.{kind}.{name}");
-            let t = found.remove(&key).ok_or_else(|| TrainError::Checkpoint {
-                path: path.to_path_buf(),
-                reason: format!("tensor `{key}` is missing"),
-            })?;
-            if t.dims() != param.dims() {
-                return Err(TrainError::Checkpoint {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "tensor `{key}` has shape {}, expected {}",
-                        t.shape(),
-                        param.shape()
-                    ),
-                });
-            }
-            dst.push(t);
-        }
-    }
-    opt.exp_avg = m;
-    opt.exp_avg_sq = v;
-    Ok(())
 }
 
 /// Restores the newest checkpoint under `dir` into `trainer` (built from the same setup).
@@ -207,11 +188,8 @@ pub fn load(trainer: &mut PpoTrainer, dir: &Path) -> TrainResult<()> {
     ) {
         restore_moments("critic", c, o, step, &mut found, &tensors_path)?;
     }
-    if let Some(extra) = found.keys().next() {
-        return Err(TrainError::Checkpoint {
-            path: tensors_path,
-            reason: format!("unexpected tensor `{extra}`"),
-        });
+    if let Some(m) = unused_state(&found) {
+        return Err(mismatch(&tensors_path, m));
     }
     let mut state = saved.state;
     state.config = trainer.config.clone();

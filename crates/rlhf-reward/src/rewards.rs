@@ -281,6 +281,12 @@ impl CriteriaReward {
             .map_err(|message| RewardError::config("criteria", message))?;
         Ok(CriteriaReward { world, criteria })
     }
+
+    /// Scores with the world's own criteria: the ground-truth total of [`World::score`].
+    pub fn ground_truth(world: Arc<World>) -> CriteriaReward {
+        let criteria = world.config.criteria.clone();
+        CriteriaReward { world, criteria }
+    }
 }
 
 impl RewardFunction for CriteriaReward {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rlhf_tensor::optim::{AdamW, AdamWConfig, Sgd, clip_grad_norm, global_grad_norm};
+use rlhf_tensor::optim::{AdamW, AdamWConfig, Optimizer, Sgd, clip_grad_norm, global_grad_norm};
 use rlhf_tensor::{Device, Rng};
 use rlhf_transformer::{Decay, GptParams, LrSchedule, OptimizerConfig};
 use serde::{Deserialize, Serialize};
@@ -159,13 +159,6 @@ pub enum RewardEvent {
     Saved(PathBuf),
 }
 
-/// The optimizer with its moments.
-#[derive(Debug, Clone)]
-pub(crate) enum Optimizer {
-    Adamw(AdamW),
-    Sgd(Sgd),
-}
-
 /// Trains a [`RewardModel`] on [`Comparison`]s.
 #[derive(Debug, Clone)]
 pub struct RewardTrainer {
@@ -282,10 +275,7 @@ impl RewardTrainer {
         let lr = self.config.schedule(train.len()).lr(self.state.step);
         let grads = self.grads.tensors();
         let mut params = self.model.gpt.params.tensors_mut();
-        match &mut self.optimizer {
-            Optimizer::Adamw(o) => o.step_with_lr(&mut params, &grads, lr)?,
-            Optimizer::Sgd(o) => o.step_with_lr(&mut params, &grads, lr)?,
-        }
+        self.optimizer.step_with_lr(&mut params, &grads, lr)?;
         self.state.step += 1;
         let log = RewardStepLog {
             step: self.state.step,

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use rlhf_tensor::optim::{StateMismatch, unused_state};
 use rlhf_tensor::{Rng, RngState, Tensor};
 use rlhf_transformer::files::{load_safetensors, save_safetensors, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalReport;
-use crate::train::{Optimizer, RewardStepLog, RewardTrainConfig, RewardTrainer};
+use crate::train::{RewardStepLog, RewardTrainConfig, RewardTrainer};
 use crate::{Result, RewardError};
 
 /// The trainer-state JSON file.
@@ -71,23 +72,9 @@ pub(crate) fn save(trainer: &RewardTrainer, dir: &Path) -> Result<()> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let mut tensors: Vec<(String, &Tensor)> = Vec::new();
+    let tensors = trainer.optimizer.named_state("", &names);
     let mut state = trainer.state.clone();
-    match &trainer.optimizer {
-        Optimizer::Adamw(o) => {
-            state.optimizer_step = o.step;
-            for (name, (m, v)) in names.iter().zip(o.exp_avg.iter().zip(&o.exp_avg_sq)) {
-                tensors.push((format!("exp_avg.{name}"), m));
-                tensors.push((format!("exp_avg_sq.{name}"), v));
-            }
-        }
-        Optimizer::Sgd(o) => {
-            state.optimizer_step = o.step;
-            for (name, m) in names.iter().zip(&o.momentum_buffers) {
-                tensors.push((format!("momentum.{name}"), m));
-            }
-        }
-    }
+    state.optimizer_step = trainer.optimizer.step_count();
     save_safetensors(&dir.join(STATE_TENSORS), &tensors)?;
     let path = dir.join(STATE_JSON);
     let json = serde_json::to_vec_pretty(&state).map_err(|error| RewardError::Json {
@@ -132,46 +119,14 @@ pub(crate) fn load(trainer: &mut RewardTrainer, dir: &Path) -> Result<()> {
         .into_iter()
         .map(|(n, t)| (n, t.dims().to_vec()))
         .collect();
-    let has_momentum = found.keys().any(|k| k.starts_with("momentum."));
-    let mut take = |prefix: &str| -> Result<Vec<Tensor>> {
-        params
-            .iter()
-            .map(|(name, dims)| {
-                let key = format!("{prefix}.{name}");
-                let bad = |reason: String| {
-                    RewardError::Input(format!(
-                        "{}: tensor `{key}`: {reason}",
-                        tensors_path.display()
-                    ))
-                };
-                let t = found.remove(&key).ok_or_else(|| bad("missing".into()))?;
-                if t.dims() != dims.as_slice() {
-                    return Err(bad(format!("shape {}, expected {dims:?}", t.shape())));
-                }
-                Ok(t)
-            })
-            .collect()
-    };
-    match &mut trainer.optimizer {
-        Optimizer::Adamw(o) => {
-            o.step = state.optimizer_step;
-            if o.step > 0 {
-                o.exp_avg = take("exp_avg")?;
-                o.exp_avg_sq = take("exp_avg_sq")?;
-            }
-        }
-        Optimizer::Sgd(o) => {
-            o.step = state.optimizer_step;
-            if o.step > 0 && has_momentum {
-                o.momentum_buffers = take("momentum")?;
-            }
-        }
-    }
-    if let Some(name) = found.keys().next() {
-        return Err(RewardError::Input(format!(
-            "{}: tensor `{name}` does not belong to this optimizer",
-            tensors_path.display()
-        )));
+    let mismatch =
+        |m: StateMismatch| RewardError::Input(format!("{}: {m}", tensors_path.display()));
+    trainer
+        .optimizer
+        .restore_state(state.optimizer_step, "", &params, &mut found)
+        .map_err(mismatch)?;
+    if let Some(m) = unused_state(&found) {
+        return Err(mismatch(m));
     }
     trainer.state = state;
     trainer.state.config = trainer.config.clone();

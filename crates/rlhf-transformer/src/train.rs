@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rlhf_tensor::Rng;
-use rlhf_tensor::optim::{AdamW, AdamWConfig, Sgd, SgdConfig, clip_grad_norm};
+use rlhf_tensor::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig, clip_grad_norm};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, lm_batch};
@@ -122,13 +122,6 @@ impl TrainConfig {
             decay: self.decay,
         }
     }
-}
-
-/// The optimizer with its state.
-#[derive(Debug, Clone)]
-pub(crate) enum Optimizer {
-    Adamw(AdamW),
-    Sgd(Sgd),
 }
 
 /// One optimizer step's record.
@@ -291,10 +284,7 @@ impl Trainer {
         let lr = self.config.schedule().lr(self.state.step);
         let grads = self.grads.tensors();
         let mut params = self.model.params.tensors_mut();
-        match &mut self.optimizer {
-            Optimizer::Adamw(o) => o.step_with_lr(&mut params, &grads, lr)?,
-            Optimizer::Sgd(o) => o.step_with_lr(&mut params, &grads, lr)?,
-        }
+        self.optimizer.step_with_lr(&mut params, &grads, lr)?;
         self.state.step += 1;
         let log = StepLog {
             step: self.state.step,

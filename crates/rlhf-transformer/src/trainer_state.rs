@@ -6,11 +6,12 @@
 use std::fs;
 use std::path::Path;
 
+use rlhf_tensor::optim::{StateMismatch, unused_state};
 use rlhf_tensor::{Rng, RngState, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::files::{load_safetensors, save_safetensors, write_atomic};
-use crate::train::{Optimizer, StepLog, TrainConfig, Trainer};
+use crate::train::{StepLog, TrainConfig, Trainer};
 use crate::{ModelError, Result};
 
 /// The trainer-state JSON file.
@@ -65,23 +66,9 @@ pub(crate) fn save(trainer: &Trainer, dir: &Path) -> Result<()> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let mut tensors: Vec<(String, &Tensor)> = Vec::new();
+    let tensors = trainer.optimizer.named_state("", &names);
     let mut state = trainer.state.clone();
-    match &trainer.optimizer {
-        Optimizer::Adamw(o) => {
-            state.optimizer_step = o.step;
-            for (name, (m, v)) in names.iter().zip(o.exp_avg.iter().zip(&o.exp_avg_sq)) {
-                tensors.push((format!("exp_avg.{name}"), m));
-                tensors.push((format!("exp_avg_sq.{name}"), v));
-            }
-        }
-        Optimizer::Sgd(o) => {
-            state.optimizer_step = o.step;
-            for (name, m) in names.iter().zip(&o.momentum_buffers) {
-                tensors.push((format!("momentum.{name}"), m));
-            }
-        }
-    }
+    state.optimizer_step = trainer.optimizer.step_count();
     save_safetensors(&dir.join(STATE_TENSORS), &tensors)?;
     let path = dir.join(STATE_JSON);
     let json = serde_json::to_vec_pretty(&state).map_err(|source| ModelError::Json {
@@ -126,49 +113,17 @@ pub(crate) fn load(trainer: &mut Trainer, dir: &Path) -> Result<()> {
         .into_iter()
         .map(|(n, t)| (n, t.dims().to_vec()))
         .collect();
-    let has_tensors = !found.is_empty();
-    let mut take = |prefix: &str| -> Result<Vec<Tensor>> {
-        params
-            .iter()
-            .map(|(name, dims)| {
-                let key = format!("{prefix}.{name}");
-                let t = found.remove(&key).ok_or_else(|| ModelError::Checkpoint {
-                    path: tensors_path.clone(),
-                    tensor: key.clone(),
-                    reason: "missing".into(),
-                })?;
-                if t.dims() != dims.as_slice() {
-                    return Err(ModelError::Checkpoint {
-                        path: tensors_path.clone(),
-                        tensor: key,
-                        reason: format!("shape {}, expected {dims:?}", t.shape()),
-                    });
-                }
-                Ok(t)
-            })
-            .collect()
+    let mismatch = |m: StateMismatch| ModelError::Checkpoint {
+        path: tensors_path.clone(),
+        tensor: m.tensor,
+        reason: m.reason,
     };
-    match &mut trainer.optimizer {
-        Optimizer::Adamw(o) => {
-            o.step = state.optimizer_step;
-            if o.step > 0 {
-                o.exp_avg = take("exp_avg")?;
-                o.exp_avg_sq = take("exp_avg_sq")?;
-            }
-        }
-        Optimizer::Sgd(o) => {
-            o.step = state.optimizer_step;
-            if o.step > 0 && has_tensors {
-                o.momentum_buffers = take("momentum")?;
-            }
-        }
-    }
-    if let Some(name) = found.keys().next() {
-        return Err(ModelError::Checkpoint {
-            path: tensors_path,
-            tensor: name.clone(),
-            reason: "unexpected tensor for this optimizer".into(),
-        });
+    trainer
+        .optimizer
+        .restore_state(state.optimizer_step, "", &params, &mut found)
+        .map_err(mismatch)?;
+    if let Some(m) = unused_state(&found) {
+        return Err(mismatch(m));
     }
     trainer.state = state;
     Ok(())

@@ -1,4 +1,5 @@
-//! Optimizers that update parameters in place from gradients, and global-norm clipping.
+//! Optimizers that update parameters in place from gradients, global-norm clipping, and the
+//! optimizer state as named tensors for checkpoints ([`Optimizer`]).
 //!
 //! The update rules follow PyTorch's `torch.optim.AdamW` and `torch.optim.SGD` exactly (decoupled
 //! weight decay, bias correction, eps added after the bias-corrected square root), so
@@ -14,10 +15,12 @@ mod clip;
 pub mod cpu;
 mod cuda;
 mod sgd;
+mod state;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use clip::{clip_grad_norm, global_grad_norm};
 pub use sgd::{Sgd, SgdConfig};
+pub use state::{Optimizer, StateMismatch, unused_state};
 
 use crate::{Result, Tensor, TensorError};
 
