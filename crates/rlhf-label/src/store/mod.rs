@@ -20,7 +20,7 @@ pub mod snapshot;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -55,6 +55,8 @@ pub struct Store {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     auth: RwLock<AuthCache>,
+    /// The `target_per_task` that the `tasks.full` flags were computed for (0: not yet).
+    full_target: AtomicU32,
 }
 
 impl std::fmt::Debug for Store {
@@ -114,6 +116,7 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             auth: RwLock::new(AuthCache::default()),
+            full_target: AtomicU32::new(0),
         };
         store.reload_auth()?;
         Ok(store)

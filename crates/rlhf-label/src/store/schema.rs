@@ -54,6 +54,12 @@ const MIGRATIONS: &[&str] = &[
         created       INTEGER NOT NULL
     );
     "#,
+    // 2: a task is `full` once its assignments reach the session's target, so finding the
+    // next open task is an index range scan instead of a count per task.
+    r#"
+    ALTER TABLE tasks ADD COLUMN full INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tasks_open ON tasks(is_gold, full, priority, id);
+    "#,
 ];
 
 /// The schema version this build writes.
