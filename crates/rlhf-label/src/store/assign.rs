@@ -153,8 +153,10 @@ impl Store {
         let now = now_ms();
         let lease_start = now - (config.lease_seconds.min(i64::MAX as u64 / 2000) as i64) * 1000;
         let target = config.target_per_task;
-        self.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let config = config.clone();
+        let full_target = self.full_target.clone();
+        self.write(move |conn| {
+            let tx = conn.savepoint()?;
             let status: String =
                 tx.query_row("SELECT status FROM raters WHERE id = ?1", [rater], |r| {
                     r.get(0)
@@ -172,7 +174,7 @@ impl Store {
                 [rater],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            if self.full_target.load(Ordering::Relaxed) != target {
+            if full_target.load(Ordering::Relaxed) != target {
                 refresh_full(&tx, None, target)?;
             }
             let order = if status == RaterStatus::Super {
@@ -204,7 +206,7 @@ impl Store {
                 return Ok(NextTask::Done);
             };
             let mut chosen = plain;
-            if gold_wanted(rater, position as u64, gold_seen as u64, config) {
+            if gold_wanted(rater, position as u64, gold_seen as u64, &config) {
                 let salt = (mix(&[rater as u64, 0x5a17]) >> 33) as i64;
                 let gold: Option<i64> = tx
                     .query_row(
@@ -225,7 +227,7 @@ impl Store {
             refresh_full(&tx, Some(chosen), target)?;
             let out = assignment(&tx, id, chosen, rater)?;
             tx.commit()?;
-            self.full_target.store(target, Ordering::Relaxed);
+            full_target.store(target, Ordering::Relaxed);
             Ok(NextTask::Assigned(out))
         })
     }
