@@ -136,7 +136,7 @@ fn rater(url: String, token: String, stop: Arc<AtomicBool>, seed: usize) -> Vec<
 #[test]
 fn kill_dash_nine_under_load_loses_no_acknowledged_label() {
     let dir = temp_dir("kill");
-    let tasks: String = (0..400)
+    let tasks: String = (0..5000)
         .map(|i| {
             json!({
                 "id": format!("t{i}"),
@@ -180,7 +180,7 @@ fn kill_dash_nine_under_load_loses_no_acknowledged_label() {
             std::thread::spawn(move || rater(url, token, stop, i))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1000));
     server.kill().unwrap(); // SIGKILL: no chance to flush anything
     server.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -197,7 +197,7 @@ fn kill_dash_nine_under_load_loses_no_acknowledged_label() {
     // Restart on the same database with the same task file: nothing is added twice.
     let (mut server, url) = serve(&dir, true);
     let snapshot = rlhf_label::Store::open(&db).unwrap().snapshot().unwrap();
-    assert_eq!(snapshot.tasks.len(), 400);
+    assert_eq!(snapshot.tasks.len(), 5000);
     let rows: HashSet<i64> = snapshot.labels.iter().map(|l| l.id).collect();
     assert_eq!(rows.len(), snapshot.labels.len());
     for (_, id) in &acknowledged {
