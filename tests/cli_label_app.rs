@@ -299,9 +299,91 @@ fn bad_task_files_and_arguments_are_reported() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("field `format`"));
-    // The pipeline stage's arguments still parse beside the subcommands.
+    // The pipeline stage's arguments still parse beside the subcommands and reach the stage.
+    let out = rlhf()
+        .args(["label", "--quiet", "--run"])
+        .arg(dir.join("no-run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a run directory"));
     let out = rlhf().args(["label", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--run") && help.contains("serve") && help.contains("add-rater"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn tasks_samples_k_responses_per_prompt_from_a_checkpoint() {
+    let dir = temp_dir("tasks");
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"vocab_size": 50257, "n_positions": 64, "n_embd": 16, "n_layer": 1, "n_head": 2}"#,
+    )
+    .unwrap();
+    let data = dir.join("trl.jsonl");
+    std::fs::write(
+        &data,
+        "{\"prompt\": \"What is 2+2?\", \"chosen\": \" 4\", \"rejected\": \" 5\"}\n",
+    )
+    .unwrap();
+    let model = dir.join("model");
+    let out = rlhf()
+        .args([
+            "train",
+            "lm",
+            "--sft",
+            "--steps",
+            "1",
+            "--batch-size",
+            "1",
+            "--seq-len",
+            "16",
+        ])
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prompts = dir.join("prompts.txt");
+    std::fs::write(&prompts, "What is 2+2?\n\nName a colour.\n").unwrap();
+    let tasks = dir.join("tasks.jsonl");
+    let out = rlhf()
+        .args([
+            "label",
+            "tasks",
+            "--k",
+            "3",
+            "--max-new-tokens",
+            "6",
+            "--seed",
+            "1",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--out")
+        .arg(&tasks)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loaded = rlhf_label::load::read_tasks(&tasks, rlhf_label::load::TaskRole::Tasks).unwrap();
+    assert_eq!(loaded.len(), 2);
+    assert_eq!(loaded[1].task.prompt_text(), "Name a colour.");
+    assert!(loaded.iter().all(|t| t.task.responses.len() == 3));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,6 +19,7 @@ use rlhf_transformer::{GenerationConfig, Gpt, Sampling};
 use serde_json::json;
 
 use super::lm::input::load_tokenizer;
+use super::run::OutputArgs;
 use super::stages;
 
 /// `rlhf label`: the pipeline stage (`--run DIR`) or one of the labeling app's commands.
@@ -27,8 +28,11 @@ use super::stages;
 pub struct LabelCommand {
     #[command(subcommand)]
     app: Option<LabelApp>,
+    /// The run directory (after `rlhf sft`): runs pipeline stages 4-5 on it.
+    #[arg(long, value_name = "DIR")]
+    run: Option<PathBuf>,
     #[command(flatten)]
-    stage: Option<stages::LabelArgs>,
+    output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,12 +157,15 @@ struct AddRaterArgs {
 
 /// Runs `rlhf label ...`.
 pub fn execute(command: LabelCommand) -> anyhow::Result<ExitCode> {
-    match (command.app, command.stage) {
+    match (command.app, command.run) {
         (Some(LabelApp::Serve(args)), _) => serve(args),
         (Some(LabelApp::Tasks(args)), _) => tasks(args),
         (Some(LabelApp::Export(args)), _) => export(args),
         (Some(LabelApp::AddRater(args)), _) => add_rater(args),
-        (None, Some(stage)) => stages::execute_label(stage),
+        (None, Some(run)) => stages::execute_label(stages::LabelArgs {
+            run,
+            output: command.output,
+        }),
         (None, None) => bail!(
             "give --run DIR (the pipeline stage) or a command: serve, tasks, export, add-rater"
         ),
