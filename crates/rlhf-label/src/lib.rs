@@ -15,7 +15,7 @@
 //!   constant-time comparison);
 //! - [`stats`]: progress, gold accuracy with Wilson intervals, Krippendorff's alpha, Fleiss'
 //!   kappa, Elo and Bradley–Terry standings (all from rlhf-raters);
-//! - [`export`]: hh / trl / kway / labels-csv through rlhf-data's writers;
+//! - [`mod@export`]: hh / trl / kway / labels-csv through rlhf-data's writers;
 //! - [`config`], [`error`]: session settings and errors.
 //!
 //! Dependencies: axum + tokio (HTTP), rusqlite with the `bundled` SQLite (WAL with

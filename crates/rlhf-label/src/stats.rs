@@ -14,6 +14,7 @@ use rlhf_raters::screening::wilson_interval;
 use rlhf_raters::{AgreementOptions, Comparisons, LabelSet, Level, Outcome, agreement};
 use serde::Serialize;
 
+use crate::store::labels::kendall_tau;
 use crate::store::raters::{RaterStatus, rater_key};
 use crate::store::snapshot::Snapshot;
 
@@ -84,6 +85,9 @@ pub struct RaterReport {
     pub gold_ci_low: Option<f64>,
     /// Wilson 95% interval, upper end.
     pub gold_ci_high: Option<f64>,
+    /// Mean Kendall tau between the rater's rankings and the gold rankings (see
+    /// [`crate::store::labels::kendall_tau`]); informative only, screening uses the top-1 rule.
+    pub gold_kendall_tau: Option<f64>,
     /// Mean top-1 agreement with the other raters over shared tasks (weighted by shared tasks).
     pub agreement: Option<f64>,
 }
@@ -126,8 +130,14 @@ pub fn rater_reports(snapshot: &Snapshot) -> Vec<RaterReport> {
         .map(|r| {
             let mine = snapshot.labels.iter().filter(|l| l.rater == r.id);
             let (mut labels, mut gold_n, mut gold_correct) = (0u64, 0u64, 0u64);
+            let (mut tau_sum, mut tau_n) = (0.0, 0u64);
             for l in mine {
                 labels += 1;
+                let gold = snapshot.task(l.task).and_then(|t| t.spec.gold.as_ref());
+                if let Some(tau) = gold.and_then(|g| kendall_tau(g, &l.ranking)) {
+                    tau_sum += tau;
+                    tau_n += 1;
+                }
                 if let Some(c) = l.gold_correct {
                     gold_n += 1;
                     gold_correct += u64::from(c);
@@ -149,6 +159,7 @@ pub fn rater_reports(snapshot: &Snapshot) -> Vec<RaterReport> {
                 gold_accuracy: (gold_n > 0).then(|| gold_correct as f64 / gold_n as f64),
                 gold_ci_low: ci.map(|c| c[0]),
                 gold_ci_high: ci.map(|c| c[1]),
+                gold_kendall_tau: (tau_n > 0).then(|| tau_sum / tau_n as f64),
             }
         })
         .collect()

@@ -220,6 +220,8 @@ fn screening_stops_bad_raters_and_promotes_good_ones() {
     // Wilson 95% for 3/3: [0.4385, 1].
     assert!((lo - 0.43850).abs() < 1e-4 && hi == 1.0, "{lo} {hi}");
     assert_eq!(by_name["bad"]["status"], "screened_out");
+    assert_eq!(by_name["bad"]["gold_kendall_tau"], -1.0);
+    assert_eq!(by_name["good"]["gold_kendall_tau"], 1.0);
     // After the warm-up the good rater gets plain tasks too.
     let mut prompts = Vec::new();
     for _ in 0..4 {

@@ -139,6 +139,34 @@ pub fn top1_correct(gold: &[Vec<usize>], ranking: &[usize]) -> bool {
     }
 }
 
+/// Kendall's tau between a rater's ranking (best first, no ties) and the gold tiers, over the
+/// pairs the gold orders (tied gold pairs are skipped): `(concordant - discordant) / (concordant
+/// + discordant)`, in [-1, 1]; `None` when the gold orders no pair. A finer gold score than the
+/// top-1 rule, shown to the researcher but not used for screening.
+pub fn kendall_tau(gold: &[Vec<usize>], ranking: &[usize]) -> Option<f64> {
+    let mut gold_rank = vec![usize::MAX; ranking.len()];
+    for (tier, members) in gold.iter().enumerate() {
+        for &i in members {
+            if let Some(slot) = gold_rank.get_mut(i) {
+                *slot = tier;
+            }
+        }
+    }
+    let (mut concordant, mut discordant) = (0i64, 0i64);
+    for (a, &better) in ranking.iter().enumerate() {
+        for &worse in &ranking[a + 1..] {
+            let (g_better, g_worse) = (gold_rank.get(better)?, gold_rank.get(worse)?);
+            match g_better.cmp(g_worse) {
+                std::cmp::Ordering::Less => concordant += 1,
+                std::cmp::Ordering::Greater => discordant += 1,
+                std::cmp::Ordering::Equal => {}
+            }
+        }
+    }
+    let pairs = concordant + discordant;
+    (pairs > 0).then(|| (concordant - discordant) as f64 / pairs as f64)
+}
+
 /// The rater's gold record `(answered, correct)`.
 pub fn gold_record(conn: &Connection, rater: i64) -> Result<(u64, u64)> {
     let (n, correct): (i64, i64) = conn.query_row(
@@ -340,5 +368,19 @@ mod tests {
         assert_eq!(standing(ScreenedOut, 10, 10, &config), ScreenedOut);
         assert!(top1_correct(&[vec![1, 2], vec![0]], &[2, 1, 0]));
         assert!(!top1_correct(&[vec![1], vec![0]], &[0, 1]));
+        assert_eq!(
+            kendall_tau(&[vec![0], vec![1], vec![2]], &[0, 1, 2]),
+            Some(1.0)
+        );
+        assert_eq!(
+            kendall_tau(&[vec![0], vec![1], vec![2]], &[2, 1, 0]),
+            Some(-1.0)
+        );
+        // One of three pairs swapped: (2 - 1) / 3.
+        let tau = kendall_tau(&[vec![0], vec![1], vec![2]], &[1, 0, 2]).unwrap();
+        assert!((tau - 1.0 / 3.0).abs() < 1e-12);
+        // The tied gold pair (1, 2) does not count.
+        assert_eq!(kendall_tau(&[vec![0], vec![1, 2]], &[0, 2, 1]), Some(1.0));
+        assert_eq!(kendall_tau(&[vec![0, 1]], &[1, 0]), None);
     }
 }
