@@ -140,8 +140,8 @@ pub fn top1_correct(gold: &[Vec<usize>], ranking: &[usize]) -> bool {
 }
 
 /// Kendall's tau between a rater's ranking (best first, no ties) and the gold tiers, over the
-/// pairs the gold orders (tied gold pairs are skipped): `(concordant - discordant) / (concordant
-/// + discordant)`, in [-1, 1]; `None` when the gold orders no pair. A finer gold score than the
+/// pairs the gold orders (tied gold pairs are skipped):
+/// `(concordant - discordant) / (concordant + discordant)`, in [-1, 1]; `None` when the gold orders no pair. A finer gold score than the
 /// top-1 rule, shown to the researcher but not used for screening.
 pub fn kendall_tau(gold: &[Vec<usize>], ranking: &[usize]) -> Option<f64> {
     let mut gold_rank = vec![usize::MAX; ranking.len()];
