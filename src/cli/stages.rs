@@ -47,9 +47,9 @@ pub struct SftArgs {
 pub struct LabelArgs {
     /// The run directory (after `rlhf sft`).
     #[arg(long, value_name = "DIR")]
-    run: PathBuf,
+    pub(crate) run: PathBuf,
     #[command(flatten)]
-    output: OutputArgs,
+    pub(crate) output: OutputArgs,
 }
 
 /// Options of `rlhf eval`.

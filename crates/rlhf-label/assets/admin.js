@@ -1,0 +1,2 @@
+// Placeholder (admin.js); the labeling pages replace it.
+"use strict";

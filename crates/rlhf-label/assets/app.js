@@ -1,0 +1,2 @@
+// Placeholder (app.js); the labeling pages replace it.
+"use strict";

@@ -1,0 +1,2 @@
+// Placeholder (common.js); the labeling pages replace it.
+"use strict";
