@@ -191,6 +191,7 @@ function renderTask(assignment) {
   ranking = Array(k).fill(null);
   submitting = false;
 
+  showError($("submit-error"), "");
   $("prompt").textContent = task.prompt;
   $("mode-hint").textContent = isPair()
     ? "Pick the better response: press A or B (or ← / →), click “… is better”, or drag it to the first place."
@@ -566,7 +567,7 @@ async function submit() {
   submitting = true;
   $("submit").disabled = true;
   $("submit").classList.add("busy");
-  showError($("error"), "");
+  showError($("submit-error"), "");
   const body = labelBody();
   const key = draftKey();
   try {
@@ -590,11 +591,12 @@ async function submit() {
     } else {
       const transient = error instanceof NetworkError || (error instanceof ApiError && error.status >= 500);
       showError(
-        $("error"),
+        $("submit-error"),
         transient
           ? `${describeError(error)} Your label was not confirmed; press Submit to send it again (it is never counted twice).`
           : describeError(error),
       );
+      $("submit-error").scrollIntoView({ block: "nearest" });
       changed({ save: false });
     }
   } finally {
@@ -610,6 +612,7 @@ function init() {
   }
   document.addEventListener("keydown", onKey);
   $("help-toggle").addEventListener("click", () => toggleHelp());
+  $("help-close").addEventListener("click", () => toggleHelp(false));
   $("task-form").addEventListener("submit", (event) => {
     event.preventDefault();
     submit();

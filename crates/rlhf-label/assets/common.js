@@ -135,6 +135,7 @@ export function describeError(error) {
   }
   if (error instanceof ApiError) {
     if (error.status === 401) return "This token is not recognised. Sign in again with a valid token.";
+    if (error.status >= 500) return `The server had a problem (${error.message}).`;
     return `The server refused the request (${error.message}).`;
   }
   return `Unexpected error: ${error && error.message ? error.message : error}`;
