@@ -1,11 +1,13 @@
 //! Command-line parsing and dispatch. Parts:
 //! - `run`: the whole pipeline (`rlhf run`);
 //! - `stages`: its stages alone (`rlhf pretrain`, `rlhf sft`, `rlhf label`, `rlhf eval`);
+//! - `label_app`: the labeling web app (`rlhf label serve|tasks|export|add-rater`);
 //! - `raters`: rater statistics (`rlhf raters ...`);
 //! - `data`: feedback datasets (`rlhf data ...`);
 //! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`).
 
 mod data;
+mod label_app;
 mod lm;
 mod ppo;
 mod raters;
@@ -33,8 +35,9 @@ enum Command {
     Pretrain(stages::PretrainArgs),
     /// Pipeline stage 3: fine-tune the base model on demonstrations.
     Sft(stages::SftArgs),
-    /// Pipeline stages 4-5: sample, label, screen raters, build the preference dataset.
-    Label(stages::LabelArgs),
+    /// Pipeline stages 4-5 (`--run DIR`: sample, label, screen raters, build the preference
+    /// dataset), or the labeling web app: `serve`, `tasks`, `export`, `add-rater`.
+    Label(label_app::LabelCommand),
     /// Pipeline stage 8: evaluate every policy against the ground truth; summary and report.
     Eval(stages::EvalArgs),
     /// Rater-quality statistics: agreement, screening, aggregation, ranking.
@@ -60,7 +63,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Pretrain(args) => stages::execute_pretrain(args),
         Command::Sft(args) => stages::execute_sft(args),
-        Command::Label(args) => stages::execute_label(args),
+        Command::Label(args) => label_app::execute(args),
         Command::Eval(args) => stages::execute_eval(args),
         Command::Raters(args) => raters::execute(args),
         Command::Data(args) => data::execute(args),
