@@ -5,8 +5,9 @@
 //! once); the rater signs in with it and labels both tasks: the ranking task by keyboard (a digit
 //! on a focused response) and by mouse (dragging another response onto a place), with a question
 //! answered by click, a rule flagged, a note typed and Ctrl+Enter; the pair task with the `B` key
-//! and Enter. Then the exports of `rlhf label export` must hold exactly that ranking, answer,
-//! violation and note, and the hostile task text must have been shown literally without running.
+//! and Enter. Then the exports of `rlhf label export` (`kway`, `labels-csv`) must hold exactly
+//! that ranking, those answers and that violation, the database the note (no export carries
+//! notes), and the hostile task text must have been shown literally without running.
 //! Screenshots of each page go to `target/label-screenshots/`.
 //!
 //! Without chromium or chromedriver the test prints one `SKIPPED:` line and passes; with
@@ -14,7 +15,7 @@
 
 mod webdriver;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,9 +59,11 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
         std::env::var("RLHF_REQUIRE_BROWSER").as_deref() != Ok("1"),
         "RLHF_REQUIRE_BROWSER=1 but {missing} is not installed (apt-get install chromium chromium-driver)"
     );
-    println!(
-        "SKIPPED: chromium not installed ({missing} missing; apt-get install chromium chromium-driver, or set RLHF_CHROMIUM / RLHF_CHROMEDRIVER)"
+    // Straight to the process's stderr, past libtest's capture, so the skip is seen in every run.
+    let line = format!(
+        "SKIPPED: chromium not installed ({missing} missing; apt-get install chromium chromium-driver, or set RLHF_CHROMIUM / RLHF_CHROMEDRIVER)\n"
     );
+    let _ = std::io::stderr().write_all(line.as_bytes());
     None
 }
 
@@ -399,6 +402,7 @@ fn a_rater_labels_in_chromium_and_the_export_holds_exactly_that() {
     let csv = rlhf(&["label", "export", "--db", db_arg, "--format", "labels-csv"]);
     check_labels_csv(&csv, &rater_id);
     drop(server);
+    check_stored_label(&db);
 
     for name in [
         "1-login.png",
@@ -477,4 +481,35 @@ fn check_labels_csv(csv: &str, rater: &str) {
         rows.iter().partition(|r| r.starts_with("t-rank"));
     assert_eq!(rank_rows, expected[..9], "the ranking task's rows");
     assert_eq!(pair_rows, expected[9..], "the pair task's rows");
+}
+
+/// The note is in no export format; the database must hold it, with the rest of the label, as
+/// typed.
+fn check_stored_label(db: &Path) {
+    let store = rlhf_label::Store::open(db).unwrap();
+    let snapshot = store.snapshot().unwrap();
+    assert_eq!(snapshot.labels.len(), 2);
+    let label = snapshot
+        .labels
+        .iter()
+        .find(|l| {
+            snapshot
+                .task(l.task)
+                .is_some_and(|t| t.spec.source_id == "t-rank")
+        })
+        .expect("the ranking task's label");
+    assert_eq!(label.ranking, [2, 0, 1]);
+    assert_eq!(label.note, NOTE);
+    let answers: Vec<(&str, &str)> = label
+        .answers
+        .iter()
+        .map(|(q, a)| (q.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(answers, [("q-code", "yes"), ("q-correct", "no")]);
+    let violations: Vec<(usize, &str)> = label
+        .violations
+        .iter()
+        .map(|v| (v.response, v.rule.as_str()))
+        .collect();
+    assert_eq!(violations, [(1, "r-harm")]);
 }

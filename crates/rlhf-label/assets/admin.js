@@ -96,6 +96,11 @@ function renderRaters(raters) {
   }
 }
 
+/** The letter the rater page shows for response `index` (A = 0). */
+function responseLetter(index) {
+  return index < 26 ? String.fromCharCode(65 + index) : `#${index}`;
+}
+
 function renderStandings(standings) {
   const tasks = standings.tasks || [];
   if (tasks.length === 0) {
@@ -129,7 +134,7 @@ function renderStandings(standings) {
               el(
                 "tr",
                 {},
-                el("td", { text: `#${c.index}` }),
+                el("td", { text: `${responseLetter(c.index)} (#${c.index})` }),
                 el("td", { class: "num", text: fmt(c.elo, 0) }),
                 el("td", { class: "num", text: fmt(c.bt_score, 3) }),
                 el("td", { class: "num", text: c.wins }),
