@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use webdriver::{Driver, KEY_CONTROL, KEY_ENTER, Session, free_port, http};
+use webdriver::{ARROW_DOWN, Driver, KEY_CONTROL, KEY_ENTER, Session, free_port, http};
 
 /// Task text that would run script if a page ever inserted it as HTML.
 const HOSTILE: &str = "<img src=x onerror=alert(1)><script>window.__pwned=1</script>";
@@ -273,6 +273,26 @@ fn label_rank_task(session: &Session, shots: &Path) {
         shown_ranking(session),
         vec![Some(2), Some(0), Some(1)],
         "after the drag"
+    );
+    // Reorder in "Your ranking": drag the last place to the top (the others shift down), then
+    // move it back with the arrow keys on the focused place.
+    session.drag(
+        &session.find("#ranking [data-slot=\"2\"]"),
+        &session.find("#ranking [data-slot=\"0\"]"),
+    );
+    assert_eq!(
+        shown_ranking(session),
+        vec![Some(1), Some(2), Some(0)],
+        "after reordering"
+    );
+    let moved = session.find("#ranking [data-response=\"1\"]");
+    session.type_into(&moved, ARROW_DOWN);
+    let moved = session.find("#ranking [data-response=\"1\"]");
+    session.type_into(&moved, ARROW_DOWN);
+    assert_eq!(
+        shown_ranking(session),
+        vec![Some(2), Some(0), Some(1)],
+        "after ↓ ↓"
     );
     assert!(!submit_enabled(session), "questions are still unanswered");
 

@@ -19,6 +19,7 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's code points for special keys.
 pub const KEY_ENTER: &str = "\u{E007}";
 pub const KEY_CONTROL: &str = "\u{E009}";
+pub const ARROW_DOWN: &str = "\u{E015}";
 
 /// A free TCP port on loopback (bound once, then released for the child process to take).
 pub fn free_port() -> u16 {
