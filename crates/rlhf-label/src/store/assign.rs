@@ -6,10 +6,11 @@
 //!    then each task with probability `gold_rate` (a hash of rater and position, so the schedule
 //!    is reproducible and not guessable from the position alone);
 //! 4. a gold item is one the rater has not seen, in a per-rater shuffled order; a plain task is
-//!    one the rater has not seen whose labels plus fresh open assignments (younger than the
-//!    lease) are below `target_per_task`, the most advanced first (tasks fill up to their
-//!    target one after another, so complete tasks accrue steadily); super raters take the
-//!    highest priority first;
+//!    one the rater has not seen with fewer than `target_per_task` assignments (the `full`
+//!    flag, kept by this module), lowest id first so tasks fill up to their target one after
+//!    another and complete tasks accrue steadily; super raters take the highest priority
+//!    first. Only when no such task is left are assignments counted exactly: labels plus open
+//!    assignments younger than the lease, so abandoned tasks go to someone else at the end;
 //! 5. when no plain task is left the rater is done (no gold-only queue: gold is only a check).
 //!
 //! `UNIQUE(rater_id, task_id)` makes "never the same task twice" a database invariant.
@@ -20,6 +21,8 @@ use serde::Serialize;
 
 use super::raters::RaterStatus;
 use super::tasks::{StoredTask, get_task};
+use std::sync::atomic::Ordering;
+
 use super::{Store, now_ms};
 use crate::config::ServeConfig;
 use crate::error::{LabelError, Result};
@@ -98,16 +101,28 @@ fn open_assignment(conn: &Connection, rater: i64) -> Result<Option<(i64, i64)>> 
         .optional()?)
 }
 
-fn progress(conn: &Connection, rater: i64, lease_start: i64, target: u32) -> Result<Progress> {
+/// Sets `full` on `task` (or on every task) from its assignment count.
+fn refresh_full(conn: &Connection, task: Option<i64>, target: u32) -> Result<()> {
+    let sql = "UPDATE tasks SET full = ((SELECT COUNT(*) FROM assignments a WHERE a.task_id = tasks.id) >= ?1)";
+    match task {
+        Some(id) => conn.execute(&format!("{sql} WHERE id = ?2"), params![target, id])?,
+        None => conn.execute(sql, params![target])?,
+    };
+    Ok(())
+}
+
+fn progress(conn: &Connection, rater: i64) -> Result<Progress> {
     let done: i64 = conn.query_row(
         "SELECT COUNT(*) FROM labels l JOIN assignments a ON a.id = l.assignment_id \
          WHERE a.rater_id = ?1",
         [rater],
         |r| r.get(0),
     )?;
+    // Tasks not yet full (an upper bound of what this rater can still get: counting exactly
+    // would cost a scan of every task per request).
     let open: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM ({PLAIN_CANDIDATES})"),
-        params![rater, lease_start, target],
+        "SELECT COUNT(*) FROM tasks WHERE is_gold = 0 AND full = 0",
+        [],
         |r| r.get(0),
     )?;
     let pending: i64 = conn.query_row(
@@ -122,20 +137,13 @@ fn progress(conn: &Connection, rater: i64, lease_start: i64, target: u32) -> Res
     })
 }
 
-fn assignment(
-    conn: &Connection,
-    id: i64,
-    task: i64,
-    rater: i64,
-    lease_start: i64,
-    target: u32,
-) -> Result<Assignment> {
+fn assignment(conn: &Connection, id: i64, task: i64, rater: i64) -> Result<Assignment> {
     let task = get_task(conn, task)?
         .ok_or_else(|| LabelError::Corrupt(format!("assignment {id} names a missing task")))?;
     Ok(Assignment {
         id,
         task,
-        progress: progress(conn, rater, lease_start, target)?,
+        progress: progress(conn, rater)?,
     })
 }
 
@@ -145,8 +153,10 @@ impl Store {
         let now = now_ms();
         let lease_start = now - (config.lease_seconds.min(i64::MAX as u64 / 2000) as i64) * 1000;
         let target = config.target_per_task;
-        self.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let config = config.clone();
+        let full_target = self.full_target.clone();
+        self.write(move |conn| {
+            let tx = conn.savepoint()?;
             let status: String =
                 tx.query_row("SELECT status FROM raters WHERE id = ?1", [rater], |r| {
                     r.get(0)
@@ -156,14 +166,7 @@ impl Store {
                 return Ok(NextTask::ScreenedOut);
             }
             if let Some((id, task)) = open_assignment(&tx, rater)? {
-                return Ok(NextTask::Assigned(assignment(
-                    &tx,
-                    id,
-                    task,
-                    rater,
-                    lease_start,
-                    target,
-                )?));
+                return Ok(NextTask::Assigned(assignment(&tx, id, task, rater)?));
             }
             let (position, gold_seen): (i64, i64) = tx.query_row(
                 "SELECT COUNT(*), COALESCE(SUM(t.is_gold), 0) FROM assignments a \
@@ -171,23 +174,39 @@ impl Store {
                 [rater],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
+            if full_target.load(Ordering::Relaxed) != target {
+                refresh_full(&tx, None, target)?;
+            }
             let order = if status == RaterStatus::Super {
-                "ORDER BY t.priority DESC, active DESC, t.id"
+                "ORDER BY t.priority DESC, t.id"
             } else {
-                "ORDER BY active DESC, t.id"
+                "ORDER BY t.id"
             };
-            let plain: Option<i64> = tx
+            let mut plain: Option<i64> = tx
                 .query_row(
-                    &format!("{PLAIN_CANDIDATES} {order} LIMIT 1"),
-                    params![rater, lease_start, target],
+                    &format!(
+                        "SELECT t.id FROM tasks t WHERE t.is_gold = 0 AND t.full = 0 AND NOT EXISTS \
+                         (SELECT 1 FROM assignments s WHERE s.task_id = t.id AND s.rater_id = ?1) \
+                         {order} LIMIT 1"
+                    ),
+                    [rater],
                     |r| r.get(0),
                 )
                 .optional()?;
+            if plain.is_none() {
+                plain = tx
+                    .query_row(
+                        &format!("{PLAIN_CANDIDATES} {order} LIMIT 1"),
+                        params![rater, lease_start, target],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+            }
             let Some(plain) = plain else {
                 return Ok(NextTask::Done);
             };
             let mut chosen = plain;
-            if gold_wanted(rater, position as u64, gold_seen as u64, config) {
+            if gold_wanted(rater, position as u64, gold_seen as u64, &config) {
                 let salt = (mix(&[rater as u64, 0x5a17]) >> 33) as i64;
                 let gold: Option<i64> = tx
                     .query_row(
@@ -205,8 +224,10 @@ impl Store {
                 params![rater, chosen, now],
             )?;
             let id = tx.last_insert_rowid();
-            let out = assignment(&tx, id, chosen, rater, lease_start, target)?;
+            refresh_full(&tx, Some(chosen), target)?;
+            let out = assignment(&tx, id, chosen, rater)?;
             tx.commit()?;
+            full_target.store(target, Ordering::Relaxed);
             Ok(NextTask::Assigned(out))
         })
     }

@@ -184,8 +184,9 @@ impl Store {
         submission: &Submission,
         config: &ServeConfig,
     ) -> Result<Submitted> {
-        self.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (submission, config) = (submission.clone(), config.clone());
+        self.write(move |conn| {
+            let tx = conn.savepoint()?;
             let owner: Option<(i64, i64)> = tx
                 .query_row(
                     "SELECT rater_id, task_id FROM assignments WHERE id = ?1",
@@ -217,7 +218,7 @@ impl Store {
             }
             let task = get_task(&tx, task_id)?
                 .ok_or_else(|| LabelError::Corrupt(format!("task {task_id} is missing")))?;
-            check_submission(&task.spec, submission)?;
+            check_submission(&task.spec, &submission)?;
             let correct = task
                 .spec
                 .gold
@@ -243,7 +244,7 @@ impl Store {
                         r.get(0)
                     })?;
                 let (n, c) = gold_record(&tx, rater)?;
-                let next = standing(RaterStatus::from_name(&status)?, n, c, config);
+                let next = standing(RaterStatus::from_name(&status)?, n, c, &config);
                 tx.execute(
                     "UPDATE raters SET status = ?1 WHERE id = ?2",
                     params![next.as_str(), rater],

@@ -121,7 +121,8 @@ impl Store {
         check_name(name)?;
         let token = new_token();
         let digest = hash_token(&token);
-        let id = self.write(|conn| {
+        let name = name.to_string();
+        let id = self.write(move |conn| {
             let inserted = conn.execute(
                 "INSERT INTO raters (name, token_sha256, status, created) VALUES (?1, ?2, 'active', ?3) \
                  ON CONFLICT (name) DO NOTHING",
@@ -151,7 +152,7 @@ impl Store {
             return Err(LabelError::invalid("admin token", "at least 16 characters"));
         }
         let digest = hash_token(token);
-        self.write(|conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) \
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -54,6 +54,19 @@ const MIGRATIONS: &[&str] = &[
         created       INTEGER NOT NULL
     );
     "#,
+    // 2: a task is `full` once its assignments reach the session's target, so finding the
+    // next open task is an index range scan instead of a count per task.
+    r#"
+    ALTER TABLE tasks ADD COLUMN full INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tasks_open ON tasks(is_gold, full, priority, id);
+    "#,
+    // 3: one index per pick order, so neither pick sorts the open tasks (the single index of
+    // migration 2 made SQLite sort every open task, with its subquery, on each request).
+    r#"
+    DROP INDEX tasks_open;
+    CREATE INDEX tasks_open_by_id ON tasks(is_gold, full, id);
+    CREATE INDEX tasks_open_by_priority ON tasks(is_gold, full, priority DESC, id);
+    "#,
 ];
 
 /// The schema version this build writes.

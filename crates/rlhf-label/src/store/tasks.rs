@@ -95,11 +95,12 @@ impl Store {
     /// Adds the tasks not yet present (by content hash) in one transaction. A task whose id is
     /// already used by a different task is an error naming its line.
     pub fn add_tasks(&self, file: &std::path::Path, tasks: &[LoadedTask]) -> Result<LoadSummary> {
-        self.write(|conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (file, tasks) = (file.to_path_buf(), tasks.to_vec());
+        self.write(move |conn| {
+            let tx = conn.savepoint()?;
             let mut summary = LoadSummary::default();
             let now = now_ms();
-            for LoadedTask { line, task } in tasks {
+            for LoadedTask { line, task } in &tasks {
                 summary.read += 1;
                 let hash = task.content_hash();
                 let present: Option<i64> = tx
@@ -122,7 +123,7 @@ impl Store {
                     .optional()?;
                 if taken.is_some() {
                     return Err(LabelError::TaskFile {
-                        file: file.to_path_buf(),
+                        file: file.clone(),
                         line: *line,
                         field: "id".into(),
                         expected: format!(
