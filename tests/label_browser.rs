@@ -7,7 +7,8 @@
 //! answered by click, a rule flagged, a note typed and Ctrl+Enter; the pair task with the `B` key
 //! and Enter. Then the exports of `rlhf label export` (`kway`, `labels-csv`) must hold exactly
 //! that ranking, those answers and that violation, the database the note (no export carries
-//! notes), and the hostile task text must have been shown literally without running.
+//! notes), the admin page's kway download must equal the CLI's bytes, and the hostile task text
+//! must have been shown literally without running.
 //! Screenshots of each page go to `target/label-screenshots/`.
 //!
 //! Without chromium or chromedriver the test prints one `SKIPPED:` line and passes; with
@@ -345,7 +346,9 @@ fn a_rater_labels_in_chromium_and_the_export_holds_exactly_that() {
     let shots = screenshot_dir();
 
     let driver = Driver::start(&chromedriver);
-    let session = driver.session(&chromium, WIDTH, HEIGHT);
+    let downloads = dir.join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let session = driver.session(&chromium, WIDTH, HEIGHT, &downloads);
 
     // The researcher signs in and adds a rater on the admin page; the token is shown once.
     session.goto(&format!("{base}/"));
@@ -412,12 +415,21 @@ fn a_rater_labels_in_chromium_and_the_export_holds_exactly_that() {
         .filter(|m| m.contains("Content Security Policy") || m.contains("Uncaught"))
         .collect();
     assert!(problems.is_empty(), "browser console: {problems:#?}");
+    // The page's export button saves the same bytes as the CLI.
+    session.click(&session.find("#exports button[data-format=\"kway\"]"));
+    let downloaded = downloads.join("labels-kway.jsonl");
+    let from_page = session.wait_for("the kway download", || std::fs::read(&downloaded).ok());
     drop(session);
     drop(driver);
 
     // The exports hold exactly what was entered.
     let db_arg = db.to_str().unwrap();
     let kway = rlhf(&["label", "export", "--db", db_arg, "--format", "kway"]);
+    assert_eq!(
+        String::from_utf8(from_page).unwrap(),
+        kway,
+        "the admin page's kway download and `rlhf label export --format kway`"
+    );
     check_kway(&kway, &rater_id);
     let csv = rlhf(&["label", "export", "--db", db_arg, "--format", "labels-csv"]);
     check_labels_csv(&csv, &rater_id);

@@ -146,14 +146,18 @@ impl Driver {
         }
     }
 
-    /// Opens a headless Chromium session with a fixed window size.
-    pub fn session(&self, chromium: &Path, width: u32, height: u32) -> Session {
+    /// Opens a headless Chromium session with a fixed window size; downloads go to `downloads`.
+    pub fn session(&self, chromium: &Path, width: u32, height: u32, downloads: &Path) -> Session {
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium.to_string_lossy(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--no-first-run", "--disable-extensions", format!("--window-size={width},{height}")],
+                "prefs": {
+                    "download.default_directory": downloads.to_string_lossy(),
+                    "download.prompt_for_download": false,
+                },
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         }}});
