@@ -424,3 +424,199 @@ __device__ __forceinline__ void flash_bwd_dq(const FlashConfig cfg, const float*
   }
 
 FOR_EACH_DTYPE(FLASH_KERNELS)
+
+// ---- tensor-core forward (bf16 storage only) --------------------------------------------------
+// Same algorithm and semantics as flash_fwd, with the two products on tensor cores:
+// mma.sync.m16n8k16 (bf16 inputs, fp32 accumulation). One block of 4 warps per (query tile of
+// TC_BR = 64 rows, b, h); warp w owns rows 16 w .. 16 w + 15, keeps its Q fragments in
+// registers for the whole loop, and per key tile of TC_BC = 64 computes S (16 x 64) = Q K^T
+// into fp32 accumulators, applies the mask and the online softmax on the accumulators (a row is
+// spread over the 4 lanes of a quad: shfl_xor 1, 2), converts P to bf16 A fragments in registers
+// (the accumulator layout of two n8 tiles is the A layout of one k16 step) and adds P V into the
+// O accumulators. Fragment layouts (PTX ISA, m16n8k16, g = lane / 4, t = lane % 4):
+//   A (16 x 16, row-major): a0 = (g, 2t..2t+1), a1 = (g+8, 2t..), a2 = (g, 2t+8..), a3 = (g+8, 2t+8..)
+//   B (16 x 8, k x n):      b0 = (k 2t..2t+1, n g), b1 = (k 2t+8..2t+9, n g)
+//   C (16 x 8, fp32):       c0, c1 = (g, 2t..2t+1), c2, c3 = (g+8, 2t..2t+1)
+// Shared memory (bf16): Q (64, D+8), K (64, D+8), V transposed (D, 64+8); the +8 padding makes
+// every 32-bit fragment load of a warp hit 32 distinct banks. Fragments are loaded with plain
+// 32-bit shared loads (no ldmatrix, no cp.async pipelining yet).
+constexpr int TC_THREADS = 128, TC_BR = 64, TC_BC = 64;
+
+template <int D> __host__ __device__ constexpr int tc_fwd_smem_bytes() {
+  return 2 * (TC_BR * (D + 8) + TC_BC * (D + 8) + D * (TC_BC + 8));
+}
+
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                          uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two consecutive bf16 of shared memory as one 32-bit fragment register (the lower index in the
+// low half).
+__device__ __forceinline__ uint32_t ld_pair(const bf16* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
+
+__device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (low half), .y = hi
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+template <int D>
+__device__ __forceinline__ void flash_fwd_tc(const FlashConfig cfg, const bf16* __restrict__ qkv,
+                                             const int* __restrict__ key_mask,
+                                             bf16* __restrict__ out, float* __restrict__ lse) {
+  constexpr int LDQ = D + 8, LDV = TC_BC + 8, KD = D / 16, NT = TC_BC / 8, ND = D / 8;
+  extern __shared__ float smem[];
+  if (dynamic_smem_bytes() < tc_fwd_smem_bytes<D>()) return;  // outputs stay unwritten
+  bf16* sQ = reinterpret_cast<bf16*>(smem);  // (BR, LDQ)
+  bf16* sK = sQ + TC_BR * LDQ;               // (BC, LDQ)
+  bf16* sVt = sK + TC_BC * LDQ;              // (D, LDV): V transposed
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int seq_len = cfg.seq_len, H = cfg.heads;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * TC_BR;
+  const long long stride = 3LL * H * D;
+  const bf16* q_base = qkv + (long long)b * seq_len * stride + (long long)h * D;
+  const bf16* k_base = q_base + (long long)H * D;
+  const bf16* v_base = k_base + (long long)H * D;
+  const bf16 zero = __float2bfloat16_rn(0.0f);
+
+  for (int idx = threadIdx.x; idx < TC_BR * D; idx += TC_THREADS) {
+    const int r = idx / D, c = idx % D;
+    sQ[r * LDQ + c] = q0 + r < seq_len ? q_base[(long long)(q0 + r) * stride + c] : zero;
+  }
+  __syncthreads();
+  const int rq = warp * 16 + g;  // this lane's rows in the tile: rq and rq + 8
+  uint32_t qa[KD][4];
+#pragma unroll
+  for (int kc = 0; kc < KD; ++kc) {
+    qa[kc][0] = ld_pair(sQ + rq * LDQ + kc * 16 + 2 * t);
+    qa[kc][1] = ld_pair(sQ + (rq + 8) * LDQ + kc * 16 + 2 * t);
+    qa[kc][2] = ld_pair(sQ + rq * LDQ + kc * 16 + 2 * t + 8);
+    qa[kc][3] = ld_pair(sQ + (rq + 8) * LDQ + kc * 16 + 2 * t + 8);
+  }
+  const int rows[2] = {q0 + rq, q0 + rq + 8};
+  bool q_ok[2];
+  float m[2], l[2], o[ND][4];
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    q_ok[x] = token_real(key_mask, b, rows[x], seq_len);
+    m[x] = -INFINITY;
+    l[x] = 0.0f;
+  }
+#pragma unroll
+  for (int n = 0; n < ND; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o[n][e] = 0.0f;
+
+  const int kv_end = min(seq_len, q0 + TC_BR);
+  for (int k0 = 0; k0 < kv_end; k0 += TC_BC) {
+    __syncthreads();  // every warp is done with the previous sK, sVt
+    for (int idx = threadIdx.x; idx < TC_BC * D; idx += TC_THREADS) {
+      const int r = idx / D, c = idx % D;
+      const bool in = k0 + r < seq_len;
+      sK[r * LDQ + c] = in ? k_base[(long long)(k0 + r) * stride + c] : zero;
+      sVt[c * LDV + r] = in ? v_base[(long long)(k0 + r) * stride + c] : zero;
+    }
+    __syncthreads();
+
+    // S (16 x 64) = Q K^T: B[k = d][n = key] = K[key][d], so b0, b1 are pairs along a K row.
+    float s[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] = 0.0f;
+#pragma unroll
+    for (int kc = 0; kc < KD; ++kc)
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const bf16* krow = sK + (j * 8 + g) * LDQ + kc * 16 + 2 * t;
+        mma_16816(s[j], qa[kc], ld_pair(krow), ld_pair(krow + 8));
+      }
+
+    // Mask, scale, online softmax; s[j][e] is row rows[e >> 1], key k0 + 8 j + 2 t + (e & 1).
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int x = e >> 1, key = k0 + 8 * j + 2 * t + (e & 1);
+        const bool ok = q_ok[x] && key <= rows[x] && token_real(key_mask, b, key, seq_len);
+        s[j][e] = ok ? s[j][e] * cfg.scale : -INFINITY;
+        tile_max[x] = fmaxf(tile_max[x], s[j][e]);
+      }
+    float m_use[2], alpha[2], row_sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      tile_max[x] = fmaxf(tile_max[x], __shfl_xor_sync(0xffffffffu, tile_max[x], 1));
+      tile_max[x] = fmaxf(tile_max[x], __shfl_xor_sync(0xffffffffu, tile_max[x], 2));
+      const float m_new = fmaxf(m[x], tile_max[x]);
+      m_use[x] = m_new == -INFINITY ? 0.0f : m_new;  // no exp(-inf + inf)
+      alpha[x] = expf(m[x] - m_use[x]);
+      m[x] = m_new;
+    }
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[j][e] = expf(s[j][e] - m_use[e >> 1]);
+        row_sum[e >> 1] += s[j][e];
+      }
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+      row_sum[x] += __shfl_xor_sync(0xffffffffu, row_sum[x], 1);
+      row_sum[x] += __shfl_xor_sync(0xffffffffu, row_sum[x], 2);
+      l[x] = l[x] * alpha[x] + row_sum[x];
+    }
+#pragma unroll
+    for (int n = 0; n < ND; ++n) {
+      o[n][0] *= alpha[0];
+      o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1];
+      o[n][3] *= alpha[1];
+    }
+
+    // O += P V: the C layout of S tiles 2 kc and 2 kc + 1 is the A layout of keys 16 kc ..
+    // 16 kc + 15; B[k = key][n = d] = Vt[d][key], pairs along a Vt row.
+#pragma unroll
+    for (int kc = 0; kc < TC_BC / 16; ++kc) {
+      const uint32_t pa[4] = {
+          pack_pair(s[2 * kc][0], s[2 * kc][1]), pack_pair(s[2 * kc][2], s[2 * kc][3]),
+          pack_pair(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_pair(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int n = 0; n < ND; ++n) {
+        const bf16* vrow = sVt + (n * 8 + g) * LDV + kc * 16 + 2 * t;
+        mma_16816(o[n], pa, ld_pair(vrow), ld_pair(vrow + 8));
+      }
+    }
+  }
+
+#pragma unroll
+  for (int x = 0; x < 2; ++x) {
+    const int i = rows[x];
+    if (i >= seq_len) continue;
+    const float inv = l[x] > 0.0f ? 1.0f / l[x] : 0.0f;
+    bf16* orow = out + ((long long)b * seq_len + i) * H * D + (long long)h * D;
+#pragma unroll
+    for (int n = 0; n < ND; ++n) {
+      orow[n * 8 + 2 * t] = from_f32<bf16>(o[n][2 * x] * inv);
+      orow[n * 8 + 2 * t + 1] = from_f32<bf16>(o[n][2 * x + 1] * inv);
+    }
+    if (t == 0) lse[(long long)bh * seq_len + i] = l[x] > 0.0f ? m[x] + logf(l[x]) : INFINITY;
+  }
+}
+
+#define FLASH_TC_KERNEL(D)                                                                          \
+  extern "C" __global__ void __launch_bounds__(TC_THREADS)                                         \
+      flash_fwd_tc_d##D##_bf16(FlashConfig cfg, const bf16* qkv, const int* key_mask, bf16* out,  \
+                               float* lse) {                                                       \
+    flash_fwd_tc<D>(cfg, qkv, key_mask, out, lse);                                                 \
+  }
+
+FLASH_TC_KERNEL(64)
+FLASH_TC_KERNEL(128)

@@ -3,6 +3,8 @@
 //! - `emulation_*` run everywhere: the CPU emulation of the kernels' algorithm (tiles, online
 //!   softmax, logsumexp, recomputing backward; `flash_emulation`) against
 //!   `ops::attention::cpu` forward and backward, so an algorithmic mistake shows without a GPU.
+//! - `emulation_of_the_tensor_core_forward_*`: a lane-level emulation of the bf16 tensor-core
+//!   forward (fragment layouts of mma.m16n8k16) against the CPU attention.
 //! - `gpu_*` run the kernels (`cuda::flash_attention`) and the tensor-level routing
 //!   (`RLHF_ATTENTION=flash`): fresh random inputs, NaN-poisoned outputs, head dims 64 and 128,
 //!   T = 1, 17, 129, 300 (not multiples of the tiles), no mask and a mask with left padding,
@@ -193,6 +195,41 @@ fn emulation_with_other_tiles_matches_the_cpu_attention() {
     }
 }
 
+#[test]
+fn emulation_of_the_tensor_core_forward_matches_the_cpu_attention() {
+    // bf16 inputs; P is rounded to bf16 before P V, so 1e-2 (the bf16 tolerance; the output is
+    // not rounded here).
+    let seed = cuda_support::fresh_seed();
+    for head_dim in [64, 128] {
+        for t in [1, 17, 129] {
+            for masked in [false, true] {
+                let g = Geometry {
+                    batch: BATCH,
+                    seq_len: t,
+                    heads: HEADS,
+                    head_dim,
+                };
+                let c = HEADS * head_dim;
+                let qkv = random::<half::bf16>(seed, BATCH * t * 3 * c, 2.0);
+                let dout = random::<half::bf16>(seed + 1, BATCH * t * c, 1.0);
+                let mask = masked.then(|| padding_mask(t));
+                let what = format!("tensor-core emulation D={head_dim} T={t} masked={masked}");
+                let (out, lse) = flash_emulation::tensor_core::forward(&g, &qkv, mask.as_deref());
+                all_finite(&format!("{what} out"), &out);
+                let (out_ref, _) = reference(&g, &qkv, mask.as_deref(), &dout);
+                check_with(&format!("{what} out"), seed, &out, &out_ref, 1e-2, 1e-2);
+                check_lse(
+                    &format!("{what} lse"),
+                    seed,
+                    &lse,
+                    &reference_lse(&g, &qkv, mask.as_deref()),
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
 /// The kernels through `cuda::flash_attention` vs the CPU attention, storage T.
 fn kernels_body<T: CudaFloat>(dev: &CudaDevice, seed: u64) {
     let (rtol, atol) = if T::SUFFIX == "f32" {
@@ -272,6 +309,52 @@ fn gpu_flash_kernels_match_the_cpu_attention() {
         return;
     };
     for_each_dtype!(dev, kernels_body);
+}
+
+#[test]
+fn gpu_tensor_core_forward_matches_the_simt_forward() {
+    // Both bf16 forwards on the same input: a failure of the CPU comparison above that shows
+    // here too is the tensor-core kernel's (the SIMT one is also checked on f32).
+    use rlhf_tensor::cuda::flash_attention::{ForwardKernel, flash_forward_with};
+    let Some(dev) = gpu("gpu_tensor_core_forward_matches_the_simt_forward") else {
+        return;
+    };
+    let seed = cuda_support::fresh_seed();
+    for head_dim in [64, 128] {
+        for t in SEQ_LENS {
+            let c = HEADS * head_dim;
+            let cfg = FlashConfig::new(BATCH, t, HEADS, head_dim).unwrap();
+            let qkv =
+                upload::<half::bf16>(&dev, &random::<half::bf16>(seed, BATCH * t * 3 * c, 2.0));
+            let mask: Vec<i32> = padding_mask(t).iter().map(|&r| r as i32).collect();
+            let mask = dev.upload_i32(&mask).unwrap();
+            let run = |kernel| {
+                let mut out = poisoned::<half::bf16>(&dev, BATCH * t * c);
+                let mut lse = poisoned::<f32>(&dev, BATCH * HEADS * t);
+                flash_forward_with(&dev, kernel, cfg, &qkv, Some(&mask), &mut out, &mut lse)
+                    .unwrap();
+                (download(&dev, &out), download(&dev, &lse))
+            };
+            let (out_tc, lse_tc) = run(ForwardKernel::TensorCore);
+            let (out_simt, lse_simt) = run(ForwardKernel::Simt);
+            let what = format!("tensor core vs SIMT D={head_dim} T={t}");
+            check_with(&format!("{what} out"), seed, &out_tc, &out_simt, 2e-2, 2e-2);
+            check_lse(&format!("{what} lse"), seed, &lse_tc, &lse_simt, 1e-3);
+        }
+    }
+    let f32_qkv = upload::<f32>(&dev, &random::<f32>(seed, 3 * 64, 1.0));
+    let cfg = FlashConfig::new(1, 1, 1, 64).unwrap();
+    let (mut out, mut lse) = (poisoned::<f32>(&dev, 64), poisoned::<f32>(&dev, 1));
+    let err = flash_forward_with(
+        &dev,
+        ForwardKernel::TensorCore,
+        cfg,
+        &f32_qkv,
+        None,
+        &mut out,
+        &mut lse,
+    );
+    assert!(err.unwrap_err().to_string().contains("bf16"));
 }
 
 #[test]

@@ -9,6 +9,10 @@
 //! dqkv (B, T, 3C). Semantics are those of `ops::attention::cpu` (padded queries output 0 and
 //! pass no gradient).
 //!
+//! Two forwards: fp32 SIMT FMAs (f32 and bf16 storage) and, for bf16, tensor cores
+//! (`mma.sync.m16n8k16`, fp32 accumulation), which [`flash_forward`] picks for bf16; the backward
+//! is SIMT for both dtypes.
+//!
 //! Status: compiled, not run (see docs/gpu.md). The tile sizes below are the kernels'; the CPU
 //! emulation test (`tests/flash_emulation`) follows the same tiling.
 
@@ -21,8 +25,12 @@ use super::launch::{arg_opt, as_i32, check_len, flat_config, launched};
 use super::registry::KernelModule;
 use crate::{Result, TensorError};
 
-/// Threads per block of the forward and backward kernels (16 x 16).
+/// Threads per block of the SIMT forward and the backward kernels (16 x 16).
 pub const THREADS: u32 = 256;
+/// Threads per block of the tensor-core forward (4 warps of 16 query rows each).
+pub const TC_THREADS: u32 = 128;
+/// Query rows per tensor-core forward block (its key tiles are `FWD_BLOCK_K` = 64 too).
+pub const TC_BLOCK_Q: usize = 64;
 /// Query rows per forward block.
 pub const FWD_BLOCK_Q: usize = 64;
 /// Keys per forward inner tile.
@@ -43,6 +51,32 @@ pub fn supported_head_dim(head_dim: usize) -> bool {
 /// in f32 (the `fwd_smem_floats` of the kernel file).
 pub fn forward_shared_bytes(head_dim: usize) -> usize {
     4 * (FWD_BLOCK_Q * (head_dim + 1) + FWD_BLOCK_K * (head_dim + 1) + FWD_BLOCK_Q * FWD_BLOCK_K)
+}
+
+/// Dynamic shared memory of the tensor-core forward, bytes: Q, K (64, D+8) and V transposed
+/// (D, 64+8) in bf16 (the `tc_fwd_smem_bytes` of the kernel file).
+pub fn tc_forward_shared_bytes(head_dim: usize) -> usize {
+    2 * (TC_BLOCK_Q * (head_dim + 8) + FWD_BLOCK_K * (head_dim + 8) + head_dim * (FWD_BLOCK_K + 8))
+}
+
+/// The forward kernel to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardKernel {
+    /// fp32 SIMT FMAs (`flash_fwd_d*`), f32 and bf16 storage.
+    Simt,
+    /// bf16 `mma.sync.m16n8k16` with fp32 accumulation (`flash_fwd_tc_d*_bf16`), bf16 only.
+    TensorCore,
+}
+
+impl ForwardKernel {
+    /// What [`flash_forward`] runs for storage dtype `T`: tensor cores for bf16, SIMT for f32.
+    pub fn for_dtype<T: CudaFloat>() -> ForwardKernel {
+        if T::DTYPE == crate::DType::BF16 {
+            ForwardKernel::TensorCore
+        } else {
+            ForwardKernel::Simt
+        }
+    }
 }
 
 /// Dynamic shared memory of the backward kernel, bytes: K, V (64, D+1), Q, dO (32, D+1),
@@ -125,12 +159,13 @@ impl FlashConfig {
     }
 }
 
-/// The launch of one of the tiled kernels: (ceil(T / tile), B * H) blocks of 256 threads with
+/// The launch of one of the tiled kernels: (ceil(T / tile), B * H) blocks of `threads` with
 /// `shared` bytes of dynamic shared memory (raised above the 48 KiB default on the function).
 fn tiled_launch(
     op: &'static str,
     f: &cudarc::driver::CudaFunction,
     cfg: &FlashConfig,
+    threads: u32,
     tile: usize,
     shared: usize,
 ) -> Result<LaunchConfig> {
@@ -141,7 +176,7 @@ fn tiled_launch(
     .map_err(driver_error(op))?;
     Ok(LaunchConfig {
         grid_dim: (cfg.t().div_ceil(tile) as u32, cfg.bh() as u32, 1),
-        block_dim: (THREADS, 1, 1),
+        block_dim: (threads, 1, 1),
         shared_mem_bytes: shared as u32,
     })
 }
@@ -158,9 +193,25 @@ fn check_mask(
 }
 
 /// Forward: out (B, T, C) and lse (B, H, T) from qkv (B, T, 3C) and the optional key-padding
-/// mask (B, T). Every element of `out` and `lse` is written.
+/// mask (B, T). Every element of `out` and `lse` is written. Runs
+/// [`ForwardKernel::for_dtype`]`::<T>()`.
 pub fn flash_forward<T: CudaFloat>(
     dev: &CudaDevice,
+    cfg: FlashConfig,
+    qkv: &CudaSlice<T>,
+    key_mask: Option<&CudaSlice<i32>>,
+    out: &mut CudaSlice<T>,
+    lse: &mut CudaSlice<f32>,
+) -> Result<()> {
+    let kernel = ForwardKernel::for_dtype::<T>();
+    flash_forward_with(dev, kernel, cfg, qkv, key_mask, out, lse)
+}
+
+/// [`flash_forward`] with an explicit kernel (the tests compare both on bf16); the tensor-core
+/// kernel with f32 storage is an error.
+pub fn flash_forward_with<T: CudaFloat>(
+    dev: &CudaDevice,
+    kernel: ForwardKernel,
     cfg: FlashConfig,
     qkv: &CudaSlice<T>,
     key_mask: Option<&CudaSlice<i32>>,
@@ -176,11 +227,34 @@ pub fn flash_forward<T: CudaFloat>(
     if n == 0 {
         return Ok(());
     }
+    let (name, threads, tile, shared) = match kernel {
+        ForwardKernel::Simt => (
+            "flash_fwd",
+            THREADS,
+            FWD_BLOCK_Q,
+            forward_shared_bytes(cfg.d()),
+        ),
+        ForwardKernel::TensorCore if T::DTYPE == crate::DType::BF16 => (
+            "flash_fwd_tc",
+            TC_THREADS,
+            TC_BLOCK_Q,
+            tc_forward_shared_bytes(cfg.d()),
+        ),
+        ForwardKernel::TensorCore => {
+            return Err(TensorError::invalid(
+                op,
+                format!(
+                    "the tensor-core forward needs bf16 storage, not {}",
+                    T::SUFFIX
+                ),
+            ));
+        }
+    };
     let f = dev.typed::<T>(
         KernelModule::FlashAttention,
-        &format!("flash_fwd_d{}", cfg.d()),
+        &format!("{name}_d{}", cfg.d()),
     )?;
-    let launch = tiled_launch(op, &f, &cfg, FWD_BLOCK_Q, forward_shared_bytes(cfg.d()))?;
+    let launch = tiled_launch(op, &f, &cfg, threads, tile, shared)?;
     let mut args = dev.stream().launch_builder(&f);
     args.arg(&cfg).arg(qkv);
     arg_opt(&mut args, key_mask);
@@ -235,7 +309,14 @@ pub fn flash_backward<T: CudaFloat>(
         KernelModule::FlashAttention,
         &format!("flash_bwd_d{}", cfg.d()),
     )?;
-    let launch = tiled_launch(op, &f, &cfg, BWD_BLOCK_K, backward_shared_bytes(cfg.d()))?;
+    let launch = tiled_launch(
+        op,
+        &f,
+        &cfg,
+        THREADS,
+        BWD_BLOCK_K,
+        backward_shared_bytes(cfg.d()),
+    )?;
     let mut args = dev.stream().launch_builder(&f);
     args.arg(&cfg).arg(qkv);
     arg_opt(&mut args, key_mask);
@@ -269,6 +350,8 @@ mod tests {
         assert_eq!(forward_shared_bytes(128), 82_432);
         assert_eq!(backward_shared_bytes(64), 66_304);
         assert_eq!(backward_shared_bytes(128), 115_456);
+        assert_eq!(tc_forward_shared_bytes(64), 27_648);
+        assert_eq!(tc_forward_shared_bytes(128), 53_248);
     }
 
     #[test]
@@ -290,5 +373,9 @@ mod tests {
             assert!(ptx.contains(&format!(".entry flash_bwd_prep_{dtype}(")));
             assert!(ptx.contains(&format!(".entry flash_bwd_dq_{dtype}(")));
         }
+        for d in HEAD_DIMS {
+            assert!(ptx.contains(&format!(".entry flash_fwd_tc_d{d}_bf16(")));
+        }
+        assert!(ptx.contains("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32"));
     }
 }

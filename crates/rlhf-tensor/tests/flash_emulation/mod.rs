@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod tensor_core;
+
 /// Tile sizes (the kernels': `Tiles::KERNEL`).
 #[derive(Debug, Clone, Copy)]
 pub struct Tiles {
