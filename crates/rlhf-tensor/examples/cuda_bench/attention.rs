@@ -1,4 +1,5 @@
-//! `cuda_bench attention`: the fused (flash) causal attention against the unfused path (cuBLAS
+//! `cuda_bench attention`: the fused (flash) causal attention (bf16: tensor-core forward, SIMT
+//! backward) against the unfused path (cuBLAS
 //! strided-batched GEMMs + the causal softmax kernel), bf16 storage, forward and
 //! forward+backward, T = 512 .. 8192, head dim 64 (B = 8, H = 12: GPT-2 small) and 128 (B = 4,
 //! H = 16).
