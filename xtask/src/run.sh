@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The rlhf GPU bundle (made by `cargo xtask gpu-bundle`): environment report, every GPU test with
-# RLHF_REQUIRE_GPU=1, then the kernel benchmark table. Under five minutes; the full log goes to
-# $OUT/gpu-run.log when OUT is set. Exit status: 0 only when every test and the bench passed.
+# RLHF_REQUIRE_GPU=1, then the kernel benchmark table and the fused-vs-unfused attention table
+# (`cuda_bench attention`). Under five minutes; the full log goes to $OUT/gpu-run.log when OUT is
+# set. Exit status: 0 only when every test and the bench passed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [[ -n ${OUT:-} ]]; then
@@ -57,6 +58,13 @@ timeout 100 "$here/cuda_bench"
 rc=$?
 if ((rc != 0)); then
   echo "!! cuda_bench failed (exit $rc; 124 = timed out)"
+  status=1
+fi
+echo "== fused vs unfused attention"
+timeout 90 "$here/cuda_bench" attention
+rc=$?
+if ((rc != 0)); then
+  echo "!! cuda_bench attention failed (exit $rc; 124 = timed out)"
   status=1
 fi
 echo "== done, status $status"

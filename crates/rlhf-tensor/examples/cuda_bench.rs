@@ -8,7 +8,8 @@
 //! (each input read once, each output written once).
 //!
 //! Run: `cargo run -p rlhf-tensor --release --example cuda_bench` (part of `cargo xtask
-//! gpu-bundle`). Exits with status 1 and one line when no GPU is present.
+//! gpu-bundle`). Exits with status 1 and one line when no GPU is present. With the argument
+//! `attention` it runs only the fused-vs-unfused attention table (`cuda_bench/attention.rs`).
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ use rlhf_tensor::cuda::{
     CudaDevice, CudaFloat, CudaSlice, adamw, cross_entropy, elementwise, embedding, gelu,
     layernorm, logprob, reduce, softmax,
 };
+
+#[path = "cuda_bench/attention.rs"]
+mod attention;
 
 const REPS: usize = 10;
 /// GPT-2 small: B * T rows, C channels, V vocabulary, H heads.
@@ -384,6 +388,9 @@ fn run() -> Result<()> {
         flush: dev.zeros::<u8>(256 << 20)?,
         dev: dev.clone(),
     };
+    if std::env::args().nth(1).as_deref() == Some("attention") {
+        return attention::run(&dev, &mut timer);
+    }
 
     // Ceiling: device-to-device copy of 1 GiB (read + write counted).
     let bytes = 1usize << 30;

@@ -18,7 +18,8 @@
 //! - neural-network ops in [`ops`]: `embedding` (tokens and positions, scatter-add backward),
 //!   `layernorm`, `gelu`, `softmax` (and log-softmax), `cross_entropy` (fused, ignore index),
 //!   `logprob` (selected-token log-probs and entropy under a temperature), `attention` (causal,
-//!   padding-masked, over GPT-2's packed qkv).
+//!   padding-masked, over GPT-2's packed qkv; on CUDA unfused or, with `RLHF_ATTENTION`, the
+//!   fused flash kernels).
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping (AdamW, the norm
 //!   and the clip also on CUDA, with a fused clipped step; SGD on CUDA too).
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.

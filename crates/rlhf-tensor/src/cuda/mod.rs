@@ -19,7 +19,8 @@
 //!   outputs start as NaN;
 //! - one module per kernel family: [`elementwise`], [`embedding`], [`layernorm`], [`gelu`],
 //!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`] (with the
-//!   key-padding mask), and [`matmul`] (cuBLAS strided-batched GEMM, row-major).
+//!   key-padding mask), [`flash_attention`] (the fused causal attention, FA2 style; compiled,
+//!   not run), and [`matmul`] (cuBLAS strided-batched GEMM, row-major).
 //!
 //! Every kernel computes in fp32 whatever the storage dtype. Launches are asynchronous on the
 //! device's stream; [`CudaDevice::download`] and [`CudaDevice::synchronize`] wait.
@@ -45,6 +46,7 @@ pub mod device;
 pub mod dtype;
 pub mod elementwise;
 pub mod embedding;
+pub mod flash_attention;
 pub mod gelu;
 mod launch;
 pub mod layernorm;

@@ -24,11 +24,13 @@ pub enum KernelModule {
     Adamw,
     /// Head split/merge layouts around attention.
     Attention,
+    /// Fused (flash) causal attention forward and backward.
+    FlashAttention,
 }
 
 impl KernelModule {
     /// Every module, in registry order.
-    pub const ALL: [KernelModule; 10] = [
+    pub const ALL: [KernelModule; 11] = [
         KernelModule::Elementwise,
         KernelModule::Embedding,
         KernelModule::Layernorm,
@@ -39,6 +41,7 @@ impl KernelModule {
         KernelModule::Reduce,
         KernelModule::Adamw,
         KernelModule::Attention,
+        KernelModule::FlashAttention,
     ];
 
     /// Position in [`KernelModule::ALL`].
@@ -59,6 +62,7 @@ impl KernelModule {
             KernelModule::Reduce => "reduce",
             KernelModule::Adamw => "adamw",
             KernelModule::Attention => "attention",
+            KernelModule::FlashAttention => "flash_attention",
         }
     }
 
@@ -79,6 +83,9 @@ impl KernelModule {
             KernelModule::Reduce => include_str!("../../../../kernels/ptx/reduce.ptx"),
             KernelModule::Adamw => include_str!("../../../../kernels/ptx/adamw.ptx"),
             KernelModule::Attention => include_str!("../../../../kernels/ptx/attention.ptx"),
+            KernelModule::FlashAttention => {
+                include_str!("../../../../kernels/ptx/flash_attention.ptx")
+            }
         }
     }
 }

@@ -8,10 +8,12 @@
 //! returns dqkv (B, T, 3C), the gradient to feed back through `c_attn`.
 //!
 //! A padded query's output is 0 and it passes no gradient; no row ever produces NaN. The cache
-//! keeps the probabilities (B, H, T, T), as llm.c does.
+//! keeps the probabilities (B, H, T, T), as llm.c does; the fused CUDA path (`RLHF_ATTENTION`,
+//! see [`select`]) keeps the logsumexp (B, H, T), the output and the mask instead.
 
 pub mod cpu;
 mod cuda;
+pub mod select;
 
 use cpu::AttentionDims;
 
@@ -21,10 +23,24 @@ use crate::{Result, Shape, Tensor, TensorError};
 /// What [`attention_backward`] needs from the forward.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttentionCache {
-    /// The attention probabilities, zero where masked. (B, H, T, T)
+    /// The attention probabilities, zero where masked (B, H, T, T); on the fused path (`fused`
+    /// is set) the logsumexp of each row's scaled scores instead (B, H, T), f32, +inf for a
+    /// padded query.
     pub att: Tensor,
     /// Number of heads H.
     pub n_head: usize,
+    /// Set by the fused CUDA path only: what its backward needs beyond the logsumexp.
+    pub fused: Option<FusedCache>,
+}
+
+/// The fused (flash) path's extra cache: the forward's output, for delta = rowsum(dout * out),
+/// and the padding mask, since the backward recomputes the probabilities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusedCache {
+    /// The forward's output (B, T, C).
+    pub out: Tensor,
+    /// The padding mask (B T flags, true = real token), if any.
+    pub padding_mask: Option<Vec<bool>>,
 }
 
 /// Causal self-attention over `qkv` (B, T, 3C) with `n_head` heads and an optional padding mask
@@ -72,7 +88,14 @@ pub fn attention(
         out.as_f32_slice_mut()?,
         att.as_f32_slice_mut()?,
     );
-    Ok((out, AttentionCache { att, n_head }))
+    Ok((
+        out,
+        AttentionCache {
+            att,
+            n_head,
+            fused: None,
+        },
+    ))
 }
 
 /// Gradient of [`attention`] with respect to `qkv` (B, T, 3C), from `dout` (B, T, C), the
@@ -82,10 +105,11 @@ pub fn attention_backward(dout: &Tensor, qkv: &Tensor, cache: &AttentionCache) -
     let dims = check_qkv(op, qkv, cache.n_head)?;
     let (b, t, h, c) = (dims.batch, dims.seq_len, dims.n_head, dims.channels());
     dout.shape().expect_same(op, &Shape::new([b, t, c]))?;
-    cache
-        .att
-        .shape()
-        .expect_same(op, &Shape::new([b, h, t, t]))?;
+    let att_shape = match cache.fused {
+        Some(_) => Shape::new([b, h, t]),
+        None => Shape::new([b, h, t, t]),
+    };
+    cache.att.shape().expect_same(op, &att_shape)?;
     check_same_device(op, dout, qkv)?;
     check_same_device(op, &cache.att, qkv)?;
     if qkv.is_cuda() {
