@@ -19,7 +19,9 @@
 //!   outputs start as NaN;
 //! - one module per kernel family: [`elementwise`], [`embedding`], [`layernorm`], [`gelu`],
 //!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`] (with the
-//!   key-padding mask), and [`matmul`] (cuBLAS strided-batched GEMM, row-major).
+//!   key-padding mask), and [`matmul`] (the GEMM dispatch point: cuBLAS strided-batched GEMM,
+//!   row-major, or [`gemm`], our tensor-core / fp32 GEMM with a fused bias and GELU epilogue,
+//!   chosen per shape by [`gemm::chooser`]).
 //!
 //! Every kernel computes in fp32 whatever the storage dtype. Launches are asynchronous on the
 //! device's stream; [`CudaDevice::download`] and [`CudaDevice::synchronize`] wait.
@@ -46,6 +48,7 @@ pub mod dtype;
 pub mod elementwise;
 pub mod embedding;
 pub mod gelu;
+pub mod gemm;
 mod launch;
 pub mod layernorm;
 pub mod logprob;

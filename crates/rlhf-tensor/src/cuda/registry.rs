@@ -24,11 +24,13 @@ pub enum KernelModule {
     Adamw,
     /// Head split/merge layouts around attention.
     Attention,
+    /// Our GEMM: bf16 tensor cores and fp32 CUDA cores, fused bias/GELU epilogue.
+    Gemm,
 }
 
 impl KernelModule {
     /// Every module, in registry order.
-    pub const ALL: [KernelModule; 10] = [
+    pub const ALL: [KernelModule; 11] = [
         KernelModule::Elementwise,
         KernelModule::Embedding,
         KernelModule::Layernorm,
@@ -39,6 +41,7 @@ impl KernelModule {
         KernelModule::Reduce,
         KernelModule::Adamw,
         KernelModule::Attention,
+        KernelModule::Gemm,
     ];
 
     /// Position in [`KernelModule::ALL`].
@@ -59,6 +62,7 @@ impl KernelModule {
             KernelModule::Reduce => "reduce",
             KernelModule::Adamw => "adamw",
             KernelModule::Attention => "attention",
+            KernelModule::Gemm => "gemm",
         }
     }
 
@@ -79,6 +83,7 @@ impl KernelModule {
             KernelModule::Reduce => include_str!("../../../../kernels/ptx/reduce.ptx"),
             KernelModule::Adamw => include_str!("../../../../kernels/ptx/adamw.ptx"),
             KernelModule::Attention => include_str!("../../../../kernels/ptx/attention.ptx"),
+            KernelModule::Gemm => include_str!("../../../../kernels/ptx/gemm.ptx"),
         }
     }
 }
@@ -102,5 +107,10 @@ mod tests {
         }
         assert!(KernelModule::Elementwise.ptx().contains(".entry add_bf16("));
         assert!(KernelModule::Adamw.ptx().contains(".entry adamw_f32("));
+        assert!(
+            KernelModule::Gemm
+                .ptx()
+                .contains(".entry gemm_bf16_bf16_nt(")
+        );
     }
 }
