@@ -2,7 +2,7 @@
 //! sizes, the swizzled shared-memory layouts, which thread loads which 16-byte chunk, which
 //! shared-memory row each lane hands to `ldmatrix`, which output element each accumulator
 //! register holds, and the grouped tile order. Nothing here runs on a GPU; the test
-//! `tests/cuda_gemm_ours.rs` emulates the whole kernel with these functions (plus the PTX ISA's
+//! `tests/gemm_ours/` (in the `cuda_gemm` test binary) emulates the whole kernel with these functions (plus the PTX ISA's
 //! definitions of `ldmatrix` and `mma.m16n8k16` fragments) and checks it against a reference
 //! product, and checks that every shared-memory access phase is free of bank conflicts. Change
 //! one side, change the other.

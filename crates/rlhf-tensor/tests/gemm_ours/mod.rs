@@ -1,4 +1,6 @@
-//! Our GEMM (`kernels/gemm.cu`, `cuda::gemm::gemm_ours`).
+//! Our GEMM (`kernels/gemm.cu`, `cuda::gemm::gemm_ours`), part of the `cuda_gemm` test binary
+//! (one binary less in the size-limited GPU bundle): `cargo test -p rlhf-tensor --release
+//! --test cuda_gemm gemm_ours`.
 //!
 //! On every machine: a CPU emulation of the tensor-core and fp32 kernels built from their index
 //! math (`cuda::gemm::tiling`) checks the products of odd shapes in all four layouts, that every
@@ -13,11 +15,10 @@
 //! (4096 x 50304 x 768 and 4096 x 768 x 50304) run in full and are checked on a sample of
 //! elements (the size budget: a full f64 reference would take minutes).
 
-mod cuda_support;
-mod gemm_emulation;
+mod emulation;
 
-use cuda_support::{download, fresh_seed, gpu, poisoned, random, upload};
-use gemm_emulation::{Problem, emulate_simt, emulate_tensor_core};
+use crate::cuda_support::{download, fresh_seed, gpu, poisoned, random, upload};
+use emulation::{Problem, emulate_simt, emulate_tensor_core};
 use half::bf16;
 use rlhf_tensor::cuda::gemm::tiling::{
     self, BK, LOADS_PER_THREAD, MI, NI, Operand, STAGES, THREADS, TILE,
