@@ -15,7 +15,7 @@
 //   pointer, row stride or batch stride is not a multiple of 8 elements (16 B), that operand is
 //   loaded by predicated scalar loads instead (same shared layout, no async overlap).
 //   Blocks walk the tile grid in groups of 8 M-tiles (L2 reuse of the B panel).
-// - gemm_f32_{f32,bf16}_{nn,nt,tn,tt}: exact fp32 on CUDA cores, register-tiled: block tile
+// - gemm_f32_f32_{nn,nt,tn,tt}: exact fp32 on CUDA cores, register-tiled: block tile
 //   128x128x8, 256 threads, 8x8 outputs per thread (rows ty + 16 i, columns tx + 16 j).
 //
 // The index math of both (swizzle, load slots, ldmatrix lanes, fragment ownership, tile order)
@@ -34,19 +34,53 @@ struct GemmParams {
   int a_vec, b_vec;   // 1: 16-byte cp.async loads are legal for A / B
 };
 
-// ---- epilogue (both families) ----------------------------------------------------------------
-template <typename TIn, typename TOut>
-__device__ __forceinline__ void store_one(const GemmParams& p, TOut* C, TOut* pre,
-                                          const TIn* bias, int row, int col, float acc) {
-  const long long at = (long long)row * p.ldc + col;
-  float v = p.alpha * acc;
-  if (p.beta != 0.0f) v += p.beta * to_f32(C[at]);
-  if (bias != nullptr) v += to_f32(bias[col]);
-  if (p.gelu) {
-    if (pre != nullptr) pre[at] = from_f32<TOut>(v);
-    v = gelu(v);
+// ---- tensor-core epilogue ----------------------------------------------------------------
+template <typename T> struct Pair;
+template <> struct Pair<float> {
+  typedef float2 type;
+  static __device__ __forceinline__ float2 make(float x, float y) { return make_float2(x, y); }
+};
+template <> struct Pair<bf16> {
+  typedef __nv_bfloat162 type;
+  static __device__ __forceinline__ __nv_bfloat162 make(float x, float y) {
+    return __floats2bfloat162_rn(x, y);
   }
-  C[at] = from_f32<TOut>(v);
+};
+
+// Writes v0 (and v1 when `two`) at p: one paired store when `paired`.
+template <typename TOut>
+__device__ __forceinline__ void put_two(TOut* p, float v0, float v1, bool two, bool paired) {
+  if (paired) {
+    *reinterpret_cast<typename Pair<TOut>::type*>(p) = Pair<TOut>::make(v0, v1);
+  } else {
+    p[0] = from_f32<TOut>(v0);
+    if (two) p[1] = from_f32<TOut>(v1);
+  }
+}
+
+// The epilogue of output columns col, col + 1 of one row (the second only when `two`) at
+// c = C + row * ldc + col (likewise pre, bias + col) of the tensor-core kernels: one
+// out-of-line call per pair, which keeps the PTX small (inlined, each thread's 32 pairs made
+// gemm.ptx 5 MB, embedded in every binary); a call costs little next to the main loop.
+template <typename TOut>
+__device__ __noinline__ void epilogue_two(TOut* c, TOut* pre, const bf16* bias, float alpha,
+                                          float beta, int act, float a0, float a1, bool two,
+                                          bool paired) {
+  float v0 = alpha * a0, v1 = alpha * a1;
+  if (beta != 0.0f) {
+    v0 += beta * to_f32(c[0]);
+    if (two) v1 += beta * to_f32(c[1]);
+  }
+  if (bias != nullptr) {
+    v0 += to_f32(bias[0]);
+    if (two) v1 += to_f32(bias[1]);
+  }
+  if (act) {
+    if (pre != nullptr) put_two<TOut>(pre, v0, v1, two, paired);
+    v0 = gelu(v0);
+    v1 = gelu(v1);
+  }
+  put_two<TOut>(c, v0, v1, two, paired);
 }
 
 // ---- tensor-core family --------------------------------------------------------------------
@@ -168,46 +202,16 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const unsigned (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-template <typename T> struct Pair;
-template <> struct Pair<float> {
-  typedef float2 type;
-  static __device__ __forceinline__ float2 make(float x, float y) { return make_float2(x, y); }
-};
-template <> struct Pair<bf16> {
-  typedef __nv_bfloat162 type;
-  static __device__ __forceinline__ __nv_bfloat162 make(float x, float y) {
-    return __floats2bfloat162_rn(x, y);
-  }
-};
-
-// Columns col, col + 1 of one row: one paired store when both exist and pairs are aligned.
 template <typename TOut>
 __device__ __forceinline__ void store_two(const GemmParams& p, TOut* C, TOut* pre,
                                           const bf16* bias, int row, int col, float a0, float a1,
                                           bool pairs) {
   if (row >= p.m || col >= p.n) return;
-  if (!pairs || col + 1 >= p.n) {
-    store_one<bf16, TOut>(p, C, pre, bias, row, col, a0);
-    if (col + 1 < p.n) store_one<bf16, TOut>(p, C, pre, bias, row, col + 1, a1);
-    return;
-  }
-  typedef typename Pair<TOut>::type P;
+  const bool two = col + 1 < p.n;
   const long long at = (long long)row * p.ldc + col;
-  float v0 = p.alpha * a0, v1 = p.alpha * a1;
-  if (p.beta != 0.0f) {
-    v0 += p.beta * to_f32(C[at]);
-    v1 += p.beta * to_f32(C[at + 1]);
-  }
-  if (bias != nullptr) {
-    v0 += to_f32(bias[col]);
-    v1 += to_f32(bias[col + 1]);
-  }
-  if (p.gelu) {
-    if (pre != nullptr) *reinterpret_cast<P*>(pre + at) = Pair<TOut>::make(v0, v1);
-    v0 = gelu(v0);
-    v1 = gelu(v1);
-  }
-  *reinterpret_cast<P*>(C + at) = Pair<TOut>::make(v0, v1);
+  epilogue_two<TOut>(C + at, pre != nullptr ? pre + at : nullptr,
+                     bias != nullptr ? bias + col : nullptr, p.alpha, p.beta, p.gelu, a0, a1, two,
+                     pairs && two);
 }
 
 template <typename TOut, bool TA, bool TB>
@@ -246,7 +250,7 @@ __device__ __forceinline__ void gemm(const GemmParams& p, const bf16* A, const b
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
-#pragma unroll
+#pragma unroll 1
   for (int s = 0; s < STAGES - 1; ++s) {
     if (s < k_tiles) load_stage(s, s);
     cp_async_commit();
@@ -301,6 +305,9 @@ __device__ __forceinline__ void gemm(const GemmParams& p, const bf16* A, const b
 
 // ---- fp32 family (CUDA cores) ----------------------------------------------------------------
 namespace simt {
+// Out of line: inlined at each of a thread's 64 outputs it dominated the kernel's PTX.
+__device__ __noinline__ float gelu_call(float x) { return gelu(x); }
+
 constexpr int BM = 128, BN = 128, BK = 8, THREADS = 256, PAD = 4;
 
 template <typename TOut, bool TA, bool TB>
@@ -361,7 +368,17 @@ __device__ __forceinline__ void gemm(const GemmParams& p, const float* A, const 
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int row = m0 + ty + 16 * i, col = n0 + tx + 16 * j;
-      if (row < p.m && col < p.n) store_one<float, TOut>(p, C, pre, bias, row, col, acc[i][j]);
+      if (row < p.m && col < p.n) {
+        const long long at = (long long)row * p.ldc + col;
+        float v = p.alpha * acc[i][j];
+        if (p.beta != 0.0f) v += p.beta * to_f32(C[at]);
+        if (bias != nullptr) v += bias[col];
+        if (p.gelu) {
+          if (pre != nullptr) pre[at] = from_f32<TOut>(v);
+          v = gelu_call(v);
+        }
+        C[at] = from_f32<TOut>(v);
+      }
     }
 }
 }  // namespace simt
@@ -388,4 +405,3 @@ __device__ __forceinline__ void gemm(const GemmParams& p, const float* A, const 
 GEMM_LAYOUTS(GEMM_TC, bf16, bf16)
 GEMM_LAYOUTS(GEMM_TC, float, f32)
 GEMM_LAYOUTS(GEMM_SIMT, float, f32)
-GEMM_LAYOUTS(GEMM_SIMT, bf16, bf16)

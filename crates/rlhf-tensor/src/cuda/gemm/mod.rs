@@ -3,7 +3,7 @@
 //!
 //! - bf16 inputs: tensor cores (`mma.sync.m16n8k16`, fp32 accumulation, sm_80+), output bf16
 //!   or f32;
-//! - f32 inputs: exact fp32 on CUDA cores (register-tiled), output f32 or bf16.
+//! - f32 inputs: exact fp32 on CUDA cores (register-tiled), output f32.
 //!
 //! Parts: [`gemm_ours`] (the launch wrapper, same [`GemmShape`] as cuBLAS's
 //! [`crate::cuda::matmul::gemm_cublas`]), [`chooser`] (ours or cuBLAS per shape; what
@@ -94,8 +94,8 @@ fn vector_ok<I: CudaFloat>(ptr: u64, row_len: usize, batch_stride: usize, batch:
 }
 
 /// Runs `shape` on our kernel: `c (batch, M, N) = act(alpha op(a) op(b) + beta c + bias)`.
-/// bf16 inputs run on tensor cores, f32 inputs on CUDA cores; `O` may differ from `I`. With
-/// beta = 0, C is never read (it may hold NaN).
+/// bf16 inputs run on tensor cores (output bf16 or f32), f32 inputs on CUDA cores (output f32).
+/// With beta = 0, C is never read (it may hold NaN).
 pub fn gemm_ours<I, O, A, B, C>(
     dev: &CudaDevice,
     shape: GemmShape,
@@ -116,6 +116,12 @@ where
         return Ok(());
     }
     let GemmShape { m, n, k, batch, .. } = shape;
+    if I::DTYPE == crate::DType::F32 && O::DTYPE != crate::DType::F32 {
+        return Err(TensorError::invalid(
+            op,
+            format!("f32 inputs give f32 outputs only (asked for {})", O::SUFFIX),
+        ));
+    }
     if let Some(bias) = epilogue.bias
         && bias.len() < n
     {
