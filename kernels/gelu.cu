@@ -3,21 +3,7 @@
 //   dy/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 // Flat kernels over (n) elements, one 128-bit pack per thread when aligned, scalar tail.
 #include "common.cuh"
-
-#define GELU_SCALE 0.7978845608028654f  // sqrt(2 / pi)
-#define GELU_CUBIC 0.044715f
-
-__device__ __forceinline__ float gelu(float x) {
-  const float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
-  return 0.5f * x * (1.0f + tanhf(u));
-}
-
-__device__ __forceinline__ float gelu_grad(float x) {
-  const float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
-  const float t = tanhf(u);
-  const float du = GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
-}
+#include "gelu.cuh"
 
 template <typename T>
 __device__ __forceinline__ void gelu_forward(long long n, const T* x, T* out) {

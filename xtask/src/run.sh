@@ -53,6 +53,17 @@ for test in "$here"/tests/*; do
   fi
 done
 
+echo "== the ops and GPT-2 again with every matmul on our GEMM (RLHF_GEMM=ours)"
+for name in cuda_tensor cuda_gpt; do
+  [[ -x $here/tests/$name ]] || continue
+  RLHF_GEMM=ours RLHF_REQUIRE_GPU=1 timeout 100 "$here/tests/$name" --test-threads=1
+  rc=$?
+  if ((rc != 0)); then
+    echo "!! $name with RLHF_GEMM=ours failed (exit $rc; 124 = timed out)"
+    status=1
+  fi
+done
+
 echo "== kernel benchmarks"
 timeout 100 "$here/cuda_bench"
 rc=$?

@@ -7,6 +7,10 @@
 //! events; the table shows the median. "GB/s" counts the bytes a kernel must move at minimum
 //! (each input read once, each output written once).
 //!
+//! Then our GEMM (`kernels/gemm.cu`) beside cuBLAS on the GPT-2-small training shapes and 8192^3,
+//! same buffers, same timer, printing both TFLOP/s and the ratio, and the fused bias + GELU
+//! epilogue beside cuBLAS + the bias and GELU kernels.
+//!
 //! Run: `cargo run -p rlhf-tensor --release --example cuda_bench` (part of `cargo xtask
 //! gpu-bundle`). Exits with status 1 and one line when no GPU is present. With the argument
 //! `attention` it runs only the fused-vs-unfused attention table (`cuda_bench/attention.rs`).
@@ -17,7 +21,8 @@ use cudarc::driver::sys::CUevent_flags;
 use half::bf16;
 use rlhf_tensor::Result;
 use rlhf_tensor::cuda::attention::{HeadsConfig, attention_forward};
-use rlhf_tensor::cuda::matmul::{CudaBlas, Gemm, GemmShape, gemm};
+use rlhf_tensor::cuda::gemm::{Epilogue, gemm_ours};
+use rlhf_tensor::cuda::matmul::{CudaBlas, Gemm, GemmShape, gemm, gemm_cublas};
 use rlhf_tensor::cuda::{
     CudaDevice, CudaFloat, CudaSlice, adamw, cross_entropy, elementwise, embedding, gelu,
     layernorm, logprob, reduce, softmax,
@@ -364,6 +369,95 @@ where
     Ok(())
 }
 
+/// One product of the side-by-side table: name, M, K, N, A transposed, B transposed.
+type GemmCase = (&'static str, usize, usize, usize, bool, bool);
+
+/// GPT-2 small (B*T = 4096 rows, C = 768) forward and backward products and 8192^3, written
+/// M x K x N: qkv, attention proj, MLP fc, MLP proj, LM head (NT: wte is (V, C)), the fc's
+/// input gradient (NT) and weight gradient (TN).
+const GEMM_CASES: [GemmCase; 8] = [
+    ("qkv 4096x768x2304", 4096, 768, 2304, false, false),
+    ("fc 4096x768x3072", 4096, 768, 3072, false, false),
+    ("proj 4096x3072x768", 4096, 3072, 768, false, false),
+    ("attn proj 4096x768x768", 4096, 768, 768, false, false),
+    ("lm head 4096x768x50304 NT", 4096, 768, 50304, false, true),
+    ("fc dx 4096x3072x768 NT", 4096, 3072, 768, false, true),
+    ("fc dW 768x4096x3072 TN", 768, 4096, 3072, true, false),
+    ("8192^3", 8192, 8192, 8192, false, false),
+];
+
+/// Our GEMM against cuBLAS, same inputs, same timer; prints TFLOP/s of both and ours / cuBLAS.
+fn gemm_side_by_side<T: CudaFloat>(
+    dev: &Arc<CudaDevice>,
+    timer: &mut Timer,
+    cases: &[GemmCase],
+) -> Result<()>
+where
+    CudaBlas: Gemm<T>,
+{
+    println!(
+        "{:<28} {:>5} {:>11} {:>9} {:>11} {:>9} {:>7}",
+        "gemm (M x K x N)", "dtype", "cuBLAS us", "TFLOP/s", "ours us", "TFLOP/s", "ours/cuBLAS"
+    );
+    for &(name, m, k, n, ta, tb) in cases {
+        let a = filled::<T>(dev, m * k, 0.01)?;
+        let b = filled::<T>(dev, k * n, 0.01)?;
+        let mut c = dev.zeros::<T>(m * n)?;
+        let shape = GemmShape::new(m, n, k, ta, tb);
+        let cublas = timer.median_ms(|| gemm_cublas(dev, shape, &a, &b, &mut c))?;
+        let ours = timer.median_ms(|| {
+            gemm_ours::<T, T, _, _, _>(dev, shape, &a, &b, &mut c, Epilogue::none())
+        })?;
+        let tflops = |ms: f64| 2.0 * (m * n * k) as f64 / (ms * 1e-3) / 1e12;
+        println!(
+            "{:<28} {:>5} {:>11.1} {:>9.1} {:>11.1} {:>9.1} {:>10.0}%",
+            name,
+            T::SUFFIX,
+            cublas * 1e3,
+            tflops(cublas),
+            ours * 1e3,
+            tflops(ours),
+            100.0 * cublas / ours
+        );
+    }
+    Ok(())
+}
+
+/// The MLP's fc with its bias and GELU: cuBLAS + bias kernel + GELU kernel (the unfused path
+/// the ops take) against our GEMM with the epilogue fused (bias, GELU, pre-activation kept).
+fn fused_mlp<T: CudaFloat>(dev: &Arc<CudaDevice>, timer: &mut Timer) -> Result<()>
+where
+    CudaBlas: Gemm<T>,
+{
+    let (m, k, n) = (4096, 768, 3072);
+    let a = filled::<T>(dev, m * k, 0.01)?;
+    let b = filled::<T>(dev, k * n, 0.01)?;
+    let bias = filled::<T>(dev, n, 0.1)?;
+    let (mut pre, mut out) = (dev.zeros::<T>(m * n)?, dev.zeros::<T>(m * n)?);
+    let shape = GemmShape::new(m, n, k, false, false);
+    let unfused = timer.median_ms(|| {
+        gemm_cublas(dev, shape, &a, &b, &mut pre)?;
+        elementwise::add_bias_rows_in_place(dev, &mut pre, &bias)?;
+        gelu::gelu_forward(dev, &pre, &mut out)
+    })?;
+    let fused = timer.median_ms(|| {
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            gelu: true,
+            pre_gelu: Some(&mut pre),
+        };
+        gemm_ours::<T, T, _, _, _>(dev, shape, &a, &b, &mut out, epilogue)
+    })?;
+    println!(
+        "fc+bias+gelu 4096x768x3072 {:>5}: cuBLAS+bias+gelu {:.1} us, ours fused {:.1} us ({:.0}%)",
+        T::SUFFIX,
+        unfused * 1e3,
+        fused * 1e3,
+        100.0 * unfused / fused
+    );
+    Ok(())
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("cuda_bench: {e}");
@@ -411,5 +505,10 @@ fn run() -> Result<()> {
     memory_bound::<f32>(&dev, &mut timer, &mut rows)?;
     memory_bound::<bf16>(&dev, &mut timer, &mut rows)?;
     print_rows(&rows, copy_gbs);
+
+    println!("== our GEMM beside cuBLAS (same run, median of {REPS}, L2 flushed)");
+    gemm_side_by_side::<bf16>(&dev, &mut timer, &GEMM_CASES)?;
+    gemm_side_by_side::<f32>(&dev, &mut timer, &GEMM_CASES[..2])?;
+    fused_mlp::<bf16>(&dev, &mut timer)?;
     Ok(())
 }

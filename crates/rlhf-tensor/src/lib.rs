@@ -23,8 +23,8 @@
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping (AdamW, the norm
 //!   and the clip also on CUDA, with a fused clipped step; SGD on CUDA too).
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
-//! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry, cuBLAS GEMM, typed
-//!   launch wrappers, and the device storage behind `Device::Cuda(n)` tensors. Detection never
+//! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry, GEMM (cuBLAS or our
+//!   tensor-core kernel, chosen per shape), typed launch wrappers, and the device storage behind `Device::Cuda(n)` tensors. Detection never
 //!   panics: without a GPU, creating a CUDA tensor is an error naming the device.
 //!
 //! ```

@@ -1,9 +1,10 @@
 //! cuBLAS GEMM and the attention built on it, against the CPU GEMM and attention kernels, for
 //! f32 and bf16 storage (fresh random inputs, NaN-poisoned outputs, odd sizes), with and without
 //! the key-padding mask. Without a GPU each test prints one skip line; `RLHF_REQUIRE_GPU=1` makes
-//! that a failure.
+//! that a failure. Our GEMM's tests (and the CPU emulation of its kernel) are in `gemm_ours`.
 
 mod cuda_support;
+mod gemm_ours;
 
 use cuda_support::{check, download, gpu, poisoned, random, upload};
 use rlhf_tensor::cuda::attention::{self, HeadsConfig};

@@ -1,6 +1,8 @@
-//! Matrix products through cuBLAS (the measured baseline and fallback until a hand-written
-//! tensor-core GEMM lands): row-major, optionally transposed operands, strided batches, fp32
-//! accumulation for every dtype.
+//! Matrix products, row-major, optionally transposed operands, strided batches, fp32
+//! accumulation for every dtype. [`gemm()`] is the dispatch point the ops use: it asks
+//! [`super::gemm::chooser`] per shape whether our kernel (`kernels/gemm.cu`, [`super::gemm`]) or
+//! cuBLAS ([`gemm_cublas`], the measured baseline) runs it; cuBLAS unless ours was verified and
+//! measured faster on that shape, or `RLHF_GEMM=ours|cublas` forces one.
 //!
 //! cuBLAS is column-major. A row-major (M, N) matrix is the column-major (N, M) matrix of the
 //! same memory, so the row-major `C = op(A) op(B)` is computed as the column-major
@@ -15,6 +17,7 @@ use cudarc::driver::{DevicePtr, DevicePtrMut};
 
 use super::device::CudaDevice;
 use super::dtype::CudaFloat;
+use super::gemm::chooser::GemmBackend;
 use super::launch::as_i32;
 use crate::{Result, TensorError};
 
@@ -69,7 +72,7 @@ impl GemmShape {
     }
 
     /// Elements a buffer must hold for `stride` and one `size`-element matrix per batch entry.
-    fn extent(&self, stride: usize, size: usize) -> usize {
+    pub(crate) fn extent(&self, stride: usize, size: usize) -> usize {
         if self.batch == 0 || size == 0 {
             0
         } else {
@@ -78,8 +81,9 @@ impl GemmShape {
     }
 }
 
-/// Runs `shape` on the device's cuBLAS handle: `c (batch, M, N) = alpha op(a) op(b) + beta c`.
-/// The operands are device buffers or views of them (`CudaSlice`, `CudaView`, `CudaViewMut`).
+/// Runs `shape`: `c (batch, M, N) = alpha op(a) op(b) + beta c`, on our kernel or cuBLAS as
+/// [`super::gemm::chooser::choose`] says for this shape and dtype. The operands are device
+/// buffers or views of them (`CudaSlice`, `CudaView`, `CudaViewMut`).
 pub fn gemm<T: CudaFloat, A: DevicePtr<T>, B: DevicePtr<T>, C: DevicePtrMut<T>>(
     dev: &CudaDevice,
     shape: GemmShape,
@@ -87,12 +91,28 @@ pub fn gemm<T: CudaFloat, A: DevicePtr<T>, B: DevicePtr<T>, C: DevicePtrMut<T>>(
     b: &B,
     c: &mut C,
 ) -> Result<()> {
-    let op = "cuda::gemm";
-    let GemmShape { m, n, k, .. } = shape;
+    match super::gemm::chooser::choose(&shape, T::DTYPE)? {
+        GemmBackend::Ours => {
+            super::gemm::gemm_ours(dev, shape, a, b, c, super::gemm::Epilogue::none())
+        }
+        GemmBackend::Cublas => gemm_cublas(dev, shape, a, b, c),
+    }
+}
+
+/// Fails unless a, b and c hold the elements `shape` reaches and C matrices do not overlap;
+/// `Ok(false)` when the product is empty (nothing to launch).
+pub(crate) fn check_operands(
+    op: &'static str,
+    shape: &GemmShape,
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+) -> Result<bool> {
+    let GemmShape { m, n, k, .. } = *shape;
     for (what, len, need) in [
-        ("a", a.len(), shape.extent(shape.stride_a, m * k)),
-        ("b", b.len(), shape.extent(shape.stride_b, k * n)),
-        ("c", c.len(), shape.extent(shape.stride_c, m * n)),
+        ("a", a_len, shape.extent(shape.stride_a, m * k)),
+        ("b", b_len, shape.extent(shape.stride_b, k * n)),
+        ("c", c_len, shape.extent(shape.stride_c, m * n)),
     ] {
         if len < need {
             return Err(TensorError::invalid(
@@ -104,7 +124,20 @@ pub fn gemm<T: CudaFloat, A: DevicePtr<T>, B: DevicePtr<T>, C: DevicePtrMut<T>>(
     if shape.stride_c < m * n && shape.batch > 1 {
         return Err(TensorError::invalid(op, "C matrices of a batch overlap"));
     }
-    if m == 0 || n == 0 || shape.batch == 0 {
+    Ok(!(m == 0 || n == 0 || shape.batch == 0))
+}
+
+/// Runs `shape` on the device's cuBLAS handle: `c (batch, M, N) = alpha op(a) op(b) + beta c`.
+pub fn gemm_cublas<T: CudaFloat, A: DevicePtr<T>, B: DevicePtr<T>, C: DevicePtrMut<T>>(
+    dev: &CudaDevice,
+    shape: GemmShape,
+    a: &A,
+    b: &B,
+    c: &mut C,
+) -> Result<()> {
+    let op = "cuda::gemm_cublas";
+    let GemmShape { m, n, k, .. } = shape;
+    if !check_operands(op, &shape, a.len(), b.len(), c.len())? {
         return Ok(());
     }
     let transpose = |t: bool| {

@@ -20,7 +20,9 @@
 //! - one module per kernel family: [`elementwise`], [`embedding`], [`layernorm`], [`gelu`],
 //!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`] (with the
 //!   key-padding mask), [`flash_attention`] (the fused causal attention, FA2 style; compiled,
-//!   not run), and [`matmul`] (cuBLAS strided-batched GEMM, row-major).
+//!   not run), and [`matmul`] (the GEMM dispatch point: cuBLAS strided-batched GEMM, row-major,
+//!   or [`gemm`], our tensor-core / fp32 GEMM with a fused bias and GELU epilogue, chosen per
+//!   shape by [`gemm::chooser`]).
 //!
 //! Every kernel computes in fp32 whatever the storage dtype. Launches are asynchronous on the
 //! device's stream; [`CudaDevice::download`] and [`CudaDevice::synchronize`] wait.
@@ -48,6 +50,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod flash_attention;
 pub mod gelu;
+pub mod gemm;
 mod launch;
 pub mod layernorm;
 pub mod logprob;

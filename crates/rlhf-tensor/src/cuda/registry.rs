@@ -26,11 +26,13 @@ pub enum KernelModule {
     Attention,
     /// Fused (flash) causal attention forward and backward.
     FlashAttention,
+    /// Our GEMM: bf16 tensor cores and fp32 CUDA cores, fused bias/GELU epilogue.
+    Gemm,
 }
 
 impl KernelModule {
     /// Every module, in registry order.
-    pub const ALL: [KernelModule; 11] = [
+    pub const ALL: [KernelModule; 12] = [
         KernelModule::Elementwise,
         KernelModule::Embedding,
         KernelModule::Layernorm,
@@ -42,6 +44,7 @@ impl KernelModule {
         KernelModule::Adamw,
         KernelModule::Attention,
         KernelModule::FlashAttention,
+        KernelModule::Gemm,
     ];
 
     /// Position in [`KernelModule::ALL`].
@@ -63,6 +66,7 @@ impl KernelModule {
             KernelModule::Adamw => "adamw",
             KernelModule::Attention => "attention",
             KernelModule::FlashAttention => "flash_attention",
+            KernelModule::Gemm => "gemm",
         }
     }
 
@@ -86,6 +90,7 @@ impl KernelModule {
             KernelModule::FlashAttention => {
                 include_str!("../../../../kernels/ptx/flash_attention.ptx")
             }
+            KernelModule::Gemm => include_str!("../../../../kernels/ptx/gemm.ptx"),
         }
     }
 }
@@ -109,5 +114,10 @@ mod tests {
         }
         assert!(KernelModule::Elementwise.ptx().contains(".entry add_bf16("));
         assert!(KernelModule::Adamw.ptx().contains(".entry adamw_f32("));
+        assert!(
+            KernelModule::Gemm
+                .ptx()
+                .contains(".entry gemm_bf16_bf16_nt(")
+        );
     }
 }
