@@ -6,6 +6,7 @@
 //! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`).
 
 mod data;
+mod device;
 mod lm;
 mod ppo;
 mod raters;

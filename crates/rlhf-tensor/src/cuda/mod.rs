@@ -19,7 +19,9 @@
 //!   outputs start as NaN;
 //! - one module per kernel family: [`elementwise`], [`embedding`], [`layernorm`], [`gelu`],
 //!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`] (with the
-//!   key-padding mask), and [`matmul`] (cuBLAS strided-batched GEMM, row-major).
+//!   key-padding mask), [`matmul`] (cuBLAS strided-batched GEMM, row-major), [`sampling`]
+//!   (greedy / top-k / top-p next-token sampling) and [`kv_cache`] (decoding attention over a
+//!   key/value cache).
 //!
 //! Every kernel computes in fp32 whatever the storage dtype. Launches are asynchronous on the
 //! device's stream; [`CudaDevice::download`] and [`CudaDevice::synchronize`] wait.
@@ -46,12 +48,14 @@ pub mod dtype;
 pub mod elementwise;
 pub mod embedding;
 pub mod gelu;
+pub mod kv_cache;
 mod launch;
 pub mod layernorm;
 pub mod logprob;
 pub mod matmul;
 pub mod reduce;
 pub mod registry;
+pub mod sampling;
 pub mod softmax;
 pub(crate) mod storage;
 

@@ -24,11 +24,15 @@ pub enum KernelModule {
     Adamw,
     /// Head split/merge layouts around attention.
     Attention,
+    /// Greedy / temperature / top-k / top-p sampling.
+    Sampling,
+    /// Decoding attention over a key/value cache.
+    KvCache,
 }
 
 impl KernelModule {
     /// Every module, in registry order.
-    pub const ALL: [KernelModule; 10] = [
+    pub const ALL: [KernelModule; 12] = [
         KernelModule::Elementwise,
         KernelModule::Embedding,
         KernelModule::Layernorm,
@@ -39,6 +43,8 @@ impl KernelModule {
         KernelModule::Reduce,
         KernelModule::Adamw,
         KernelModule::Attention,
+        KernelModule::Sampling,
+        KernelModule::KvCache,
     ];
 
     /// Position in [`KernelModule::ALL`].
@@ -59,6 +65,8 @@ impl KernelModule {
             KernelModule::Reduce => "reduce",
             KernelModule::Adamw => "adamw",
             KernelModule::Attention => "attention",
+            KernelModule::Sampling => "sampling",
+            KernelModule::KvCache => "kv_cache",
         }
     }
 
@@ -79,6 +87,8 @@ impl KernelModule {
             KernelModule::Reduce => include_str!("../../../../kernels/ptx/reduce.ptx"),
             KernelModule::Adamw => include_str!("../../../../kernels/ptx/adamw.ptx"),
             KernelModule::Attention => include_str!("../../../../kernels/ptx/attention.ptx"),
+            KernelModule::Sampling => include_str!("../../../../kernels/ptx/sampling.ptx"),
+            KernelModule::KvCache => include_str!("../../../../kernels/ptx/kv_cache.ptx"),
         }
     }
 }
