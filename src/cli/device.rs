@@ -19,9 +19,15 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    /// The device, once checked to be present.
+    /// The device, once checked to be present and to suit the precision.
     pub fn device(&self) -> anyhow::Result<Device> {
-        checked(self.device)
+        let device = checked(self.device)?;
+        if self.precision == Precision::Bf16 && device == Device::Cpu {
+            anyhow::bail!(
+                "--precision bf16 needs a CUDA device (--device cuda): the CPU backend computes in f32"
+            );
+        }
+        Ok(device)
     }
 }
 
