@@ -195,3 +195,83 @@ fn out_of_vocabulary_tokens_name_file_line_and_field() {
         "{err}"
     );
 }
+
+#[test]
+fn a_missing_gpu_is_a_clear_error_before_any_work() {
+    let dir = workdir("cli-lm", "device");
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"vocab_size": 300, "n_positions": 16, "n_embd": 8, "n_layer": 1, "n_head": 2}"#,
+    )
+    .unwrap();
+    let data = dir.join("data.txt");
+    std::fs::write(&data, "hello world\n").unwrap();
+    let far = format!("cuda:{}", rlhf_tensor::cuda::gpu_count());
+    let out_dir = dir.join("out");
+    let commands: [Vec<&str>; 3] = [
+        vec![
+            "train",
+            "lm",
+            "--config",
+            s(&config),
+            "--data",
+            s(&data),
+            "--out",
+            s(&out_dir),
+            "--device",
+            &far,
+        ],
+        vec![
+            "generate",
+            "--model",
+            s(&out_dir),
+            "--prompt",
+            "hi",
+            "--device",
+            &far,
+        ],
+        vec![
+            "ppo",
+            "--policy",
+            s(&out_dir),
+            "--reward",
+            "world",
+            "--prompts",
+            "world",
+            "--out",
+            s(&out_dir),
+            "--device",
+            &far,
+        ],
+    ];
+    for args in commands {
+        let out = rlhf(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no CUDA device found"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("--device {far}")),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(!out_dir.exists(), "nothing is written for a missing GPU");
+    let out = rlhf(&[
+        "train",
+        "lm",
+        "--config",
+        s(&config),
+        "--data",
+        s(&data),
+        "--out",
+        s(&out_dir),
+        "--precision",
+        "bf16",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bf16 needs a CUDA device"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

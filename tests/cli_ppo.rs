@@ -7,6 +7,8 @@ use std::path::Path;
 
 use common::{rlhf, s, tiny_sft, workdir};
 use rlhf_data::world::{World, WorldConfig};
+use rlhf_tensor::Device;
+use rlhf_transformer::Gpt;
 
 fn metrics_steps(out: &Path) -> Vec<u64> {
     std::fs::read_to_string(out.join("metrics.jsonl"))

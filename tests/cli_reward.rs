@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{failure_stderr, rlhf, s, success_json, tiny_sft, workdir};
 

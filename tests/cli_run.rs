@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::Command;
 
 use common::rlhf;
 
@@ -238,18 +238,28 @@ fn bad_configs_fail_before_training_naming_the_field() {
     }
     let out = rlhf(&["run", "--config", "/nonexistent/run.toml"]);
     assert!(text(&out.stderr).contains("/nonexistent/run.toml"));
+    // A GPU asked for where there is none: a clear error before any work.
+    let far = format!("cuda:{}", rlhf_tensor::cuda::gpu_count());
     let out = rlhf(&[
         "run",
         "--preset",
         "micro",
         "--device",
-        "cuda",
+        &far,
         "--out",
         dir.join("gpu").to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("--device {far}")), "{stderr}");
+    assert!(stderr.contains("no CUDA device found"), "{stderr}");
     assert!(
-        text(&out.stderr).contains("--device cuda"),
+        !dir.join("gpu").exists(),
+        "a run directory was made for a missing GPU"
+    );
+    let out = rlhf(&["run", "--preset", "micro", "--device", "tpu"]);
+    assert!(
+        text(&out.stderr).contains("expected cpu, cuda or cuda:N"),
         "{}",
         text(&out.stderr)
     );

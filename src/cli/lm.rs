@@ -26,6 +26,7 @@ use rlhf_transformer::{
 };
 use serde_json::json;
 
+use super::device::{DeviceArgs, checked, parse_device};
 use input::{load_tokenizer, read_examples};
 
 /// Options of `rlhf train`.
@@ -122,6 +123,8 @@ struct TrainLmArgs {
     /// Save a checkpoint every N steps (and at the end).
     #[arg(long, default_value_t = 0)]
     save_every: u64,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// Options of `rlhf model`.
@@ -147,6 +150,9 @@ struct ScoreArgs {
     data: PathBuf,
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// Where the model runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
 }
 
 /// Options of `rlhf generate`.
@@ -182,6 +188,9 @@ pub struct GenerateArgs {
     /// Prompts decoded together.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Where the model runs: cpu, cuda or cuda:N (KV cache and sampling on the device).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
 }
 
 /// Runs `rlhf train ...`.
@@ -207,20 +216,16 @@ fn bar(len: u64, template: &str) -> ProgressBar {
 }
 
 fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
+    let device = args.device.device()?;
     let model_dir = args.init.as_deref().or(args.resume.as_deref());
     let model = match (&args.init, &args.config, &args.resume) {
-        (Some(dir), _, _) | (_, _, Some(dir)) => Gpt::load(dir, Device::Cpu)?,
+        (Some(dir), _, _) | (_, _, Some(dir)) => Gpt::load(dir, device)?,
         (None, Some(config), None) => {
             let text = fs::read_to_string(config)
                 .with_context(|| format!("reading {}", config.display()))?;
             let config: GptConfig = serde_json::from_str(&text)
                 .with_context(|| format!("parsing {}", config.display()))?;
-            Gpt::new(
-                config,
-                0,
-                &mut rlhf_tensor::Rng::new(args.seed),
-                Device::Cpu,
-            )?
+            Gpt::new(config, 0, &mut rlhf_tensor::Rng::new(args.seed), device)?
         }
         _ => bail!("give --init DIR, --config FILE or --resume DIR"),
     };
@@ -275,9 +280,10 @@ fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
         eval_every: args.eval_every,
         save_every: args.save_every,
         pad_token_id: tok.pad_id().min(vocab as u32 - 1),
+        precision: args.device.precision,
     };
     let mut trainer = match &args.resume {
-        Some(dir) => Trainer::resume(dir, config, Device::Cpu)?,
+        Some(dir) => Trainer::resume(dir, config, device)?,
         None => Trainer::new(model, config)?,
     };
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
@@ -316,7 +322,7 @@ fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let model = Gpt::load(&args.model, Device::Cpu)?;
+    let model = Gpt::load(&args.model, checked(args.device)?)?;
     let (tok, _) = load_tokenizer(args.tokenizer.as_deref(), Some(&args.model))?;
     let n_pos = model.config.n_positions;
     let examples = read_examples(
@@ -352,7 +358,7 @@ fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `rlhf generate`.
 pub fn execute_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let model = Gpt::load(&args.model, Device::Cpu)?;
+    let model = Gpt::load(&args.model, checked(args.device)?)?;
     let (tok, _) = load_tokenizer(args.tokenizer.as_deref(), Some(&args.model))?;
     let prompts: Vec<String> = match (&args.prompt, &args.prompts) {
         (Some(p), _) => vec![p.clone()],

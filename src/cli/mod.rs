@@ -7,6 +7,7 @@
 //! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`).
 
 mod data;
+mod device;
 mod label_app;
 mod lm;
 mod ppo;

@@ -20,6 +20,8 @@ use rlhf_ppo::checkpoint::has_checkpoint;
 use rlhf_ppo::{PpoConfig, PpoPrompt, PpoSetup, SampleSpec, evaluate, progress, train_ppo};
 use rlhf_reward::{CriteriaReward, RewardFunction};
 use rlhf_tensor::Device;
+
+use super::device::{checked, parse_device};
 use rlhf_transformer::files::write_atomic;
 use rlhf_transformer::{Example, Gpt};
 use serde_json::json;
@@ -32,6 +34,9 @@ pub struct PpoArgs {
     /// The SFT model (HF GPT-2 directory): the policy's start and the frozen reference.
     #[arg(long)]
     policy: PathBuf,
+    /// Where the policy, reference, critic and reward model run: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
     /// `world` (the world's ground-truth scorer) or a reward-model directory.
     #[arg(long)]
     reward: String,
@@ -114,7 +119,8 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
         Some(path) => PpoConfig::from_toml_file(path)?,
         None => PpoConfig::default(),
     };
-    let policy = Gpt::load(&args.policy, Device::Cpu)
+    let device = checked(args.device)?;
+    let policy = Gpt::load(&args.policy, device)
         .with_context(|| format!("loading the policy from {}", args.policy.display()))?;
     let (tok, tok_path) = load_tokenizer(args.tokenizer.as_deref(), Some(&args.policy))?;
     let vocab = policy.config.vocab_size;
@@ -133,7 +139,7 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
     let reward = match (args.reward.as_str(), &world) {
         ("world", Some(world)) => world_reward(world.clone()),
         (dir, _) => {
-            let model = rlhf_reward::ModelReward::load(Path::new(dir), Device::Cpu, 32)
+            let model = rlhf_reward::ModelReward::load(Path::new(dir), device, 32)
                 .with_context(|| {
                     format!("--reward {dir}: expected `world` or a reward-model directory (from `rlhf reward train` or `rlhf run`'s models/rm)")
                 })?;

@@ -23,6 +23,8 @@ use rlhf_reward::{
 };
 use rlhf_tensor::optim::AdamWConfig;
 use rlhf_tensor::{Device, Rng};
+
+use super::device::{checked, parse_device};
 use rlhf_transformer::{Decay, Gpt, OptimizerConfig};
 use serde_json::json;
 
@@ -123,6 +125,9 @@ struct TrainArgs {
     /// Leave the reward head as trained.
     #[arg(long, conflicts_with_all = ["reference", "target_std"])]
     no_normalise: bool,
+    /// Where the model runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +148,9 @@ struct ScoreArgs {
     /// Comparisons per forward.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Where the model runs: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: Device,
 }
 
 /// Runs `rlhf reward ...`.
@@ -226,6 +234,7 @@ fn check_vocab(tok: &AnyTokenizer, gpt: &Gpt) -> anyhow::Result<()> {
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let device = checked(args.device)?;
     let model_dir = args
         .init
         .as_deref()
@@ -266,15 +275,15 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     // The model first (its rules and token convention decide how the data is read).
     let (model, rules) = match (&args.init, &args.resume) {
         (_, Some(dir)) => {
-            let model = RewardModel::load(dir, Device::Cpu)
+            let model = RewardModel::load(dir, device)
                 .with_context(|| format!("loading {}", dir.display()))?;
             check_vocab(&tok, &model.gpt)?;
             let rules = RuleColumns::Fixed(model.head.rules.clone());
             (None, rules)
         }
         (Some(dir), None) => {
-            let gpt = Gpt::load(dir, Device::Cpu)
-                .with_context(|| format!("loading {}", dir.display()))?;
+            let gpt =
+                Gpt::load(dir, device).with_context(|| format!("loading {}", dir.display()))?;
             check_vocab(&tok, &gpt)?;
             let rules = if args.rules {
                 RuleColumns::Discover
@@ -319,7 +328,7 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             let model = RewardModel::from_sft(gpt, data.rules.clone(), sequence.clone(), &mut rng)?;
             RewardTrainer::new(model, config)?
         }
-        (None, Some(dir)) => RewardTrainer::resume(dir, config, Device::Cpu)
+        (None, Some(dir)) => RewardTrainer::resume(dir, config, device)
             .with_context(|| format!("resuming from {}", dir.display()))?,
         (None, None) => unreachable!("checked above"),
     };
@@ -391,7 +400,7 @@ fn best_rows(data: &[Comparison]) -> Vec<Vec<u32>> {
 }
 
 fn score(args: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let model = RewardModel::load(&args.model, Device::Cpu)
+    let model = RewardModel::load(&args.model, checked(args.device)?)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let (tok, _) = tokenizer(args.tokenizer.as_deref(), &args.model)?;
     check_vocab(&tok, &model.gpt)?;

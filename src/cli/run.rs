@@ -1,5 +1,5 @@
 //! `rlhf run`: the whole pipeline on the synthetic world, and the options every pipeline command
-//! shares (config, preset, seed, quiet, device). Until stages 6-7 (reward model, PPO) are wired,
+//! shares (config, preset, seed, quiet, device, precision). Until stages 6-7 (reward model, PPO) are wired,
 //! it runs every stage that exists, writes everything, and exits with code 3 naming the missing
 //! stages.
 
@@ -9,6 +9,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use rlhf_tensor::Device;
+use rlhf_transformer::Precision;
+
+use super::device::{checked, parse_device, parse_precision};
 use rlhf::pipeline::{self, Halt, PipelineError, Preset, Progress, RunConfig, RunContext, RunDir};
 
 /// Exit code of a run that stopped short of stages this build does not have.
@@ -23,15 +27,6 @@ pub enum PresetName {
     Default,
     /// A tiny run (seconds), for tests.
     Micro,
-}
-
-/// Where the models run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceName {
-    /// The CPU backend.
-    Cpu,
-    /// An NVIDIA GPU (not dispatched by the pipeline yet).
-    Cuda,
 }
 
 /// The config options shared by `rlhf run` and `rlhf pretrain`.
@@ -54,9 +49,12 @@ pub struct OutputArgs {
     /// No progress bars, warnings only in the log.
     #[arg(long)]
     pub quiet: bool,
-    /// Where the models run.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: DeviceName,
+    /// Where the models run: cpu, cuda or cuda:N (default: the config's `device`).
+    #[arg(long, value_parser = parse_device)]
+    pub device: Option<Device>,
+    /// Precision of the LM training stages: f32 or bf16 (default: the config's `precision`).
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
 }
 
 /// Options of `rlhf run`.
@@ -126,12 +124,24 @@ impl OutputArgs {
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
             .try_init();
-        if self.device == DeviceName::Cuda {
-            bail!(
-                "--device cuda: the pipeline does not dispatch to the CUDA backend yet; run with --device cpu"
-            );
-        }
         Ok(Progress::new(self.quiet))
+    }
+
+    /// Puts `--device` / `--precision` into `config` and checks that its device is present
+    /// ("no CUDA device found: ..." before any work otherwise).
+    pub fn apply(&self, config: &mut RunConfig) -> anyhow::Result<()> {
+        if let Some(device) = self.device {
+            config.device = device.to_string();
+        }
+        if let Some(precision) = self.precision {
+            config.precision = match precision {
+                Precision::F32 => "f32".into(),
+                Precision::Bf16 => "bf16".into(),
+            };
+        }
+        config.validate()?;
+        checked(config.device()?)?;
+        Ok(())
     }
 }
 
@@ -189,9 +199,14 @@ pub fn execute(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let progress = args.output.start()?;
     let mut ctx = match &args.resume {
-        Some(dir) => RunContext::resume(RunDir::open(dir)?, progress)?,
+        Some(dir) => {
+            let mut ctx = RunContext::resume(RunDir::open(dir)?, progress)?;
+            args.output.apply(&mut ctx.config)?;
+            ctx
+        }
         None => {
-            let config = args.config.load()?;
+            let mut config = args.config.load()?;
+            args.output.apply(&mut config)?;
             let out = args.out.clone().unwrap_or_else(|| default_out(config.seed));
             RunContext::new(config, fresh_dir(&out)?, progress)?
         }

@@ -76,7 +76,8 @@ fn open(
     needs: &[&'static str],
 ) -> anyhow::Result<RunContext> {
     let progress = output.start()?;
-    let ctx = RunContext::resume(RunDir::open(dir)?, progress)?;
+    let mut ctx = RunContext::resume(RunDir::open(dir)?, progress)?;
+    output.apply(&mut ctx.config)?;
     for &need in needs {
         if !ctx.dir.is_done(need) {
             return Err(PipelineError::MissingInput {
@@ -101,7 +102,9 @@ pub fn execute_pretrain(args: PretrainArgs) -> anyhow::Result<ExitCode> {
         None => {
             let progress = args.output.start()?;
             let out = args.out.clone().unwrap_or_default();
-            RunContext::new(args.config.load()?, fresh_dir(&out)?, progress)?
+            let mut config = args.config.load()?;
+            args.output.apply(&mut config)?;
+            RunContext::new(config, fresh_dir(&out)?, progress)?
         }
     };
     finish(

@@ -38,6 +38,13 @@ impl Preset {
 pub struct RunConfig {
     /// The seed from which every random choice of the run flows (the world's included).
     pub seed: u64,
+    /// Where the models run: "cpu", "cuda" (= "cuda:0") or "cuda:N"; `--device` overrides it.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Precision of the language-model training stages: "f32", or "bf16" (mixed precision with
+    /// f32 master weights; CUDA only); `--precision` overrides it.
+    #[serde(default = "default_precision")]
+    pub precision: String,
     /// The synthetic HHH world (rlhf-data's `WorldConfig`; its `seed` follows the top-level one).
     pub world: WorldConfig,
     /// The BPE tokenizer trained on the world's corpus.
@@ -335,6 +342,16 @@ impl RunConfig {
 
     /// Checks every value; the error names the field and what was expected.
     pub fn validate(&self) -> Result<()> {
+        self.device()?;
+        let precision = self.precision()?;
+        if precision == rlhf_transformer::Precision::Bf16
+            && self.device()? == rlhf_tensor::Device::Cpu
+        {
+            return Err(PipelineError::config(
+                "precision",
+                "bf16 needs a CUDA device (device = \"cuda\"); the CPU backend computes in f32",
+            ));
+        }
         self.world
             .validate()
             .map_err(|e| PipelineError::config("world", e))?;
@@ -569,6 +586,32 @@ fn unit_open(field: &str, value: f64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+fn default_precision() -> String {
+    "f32".into()
+}
+
+impl RunConfig {
+    /// The parsed `device`.
+    pub fn device(&self) -> Result<rlhf_tensor::Device> {
+        self.device
+            .parse()
+            .map_err(|e: rlhf_tensor::TensorError| PipelineError::config("device", e.to_string()))
+    }
+
+    /// The parsed `precision`.
+    pub fn precision(&self) -> Result<rlhf_transformer::Precision> {
+        self.precision
+            .parse()
+            .map_err(|e: rlhf_transformer::ModelError| {
+                PipelineError::config("precision", e.to_string())
+            })
+    }
 }
 
 #[cfg(test)]

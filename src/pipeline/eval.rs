@@ -11,7 +11,6 @@ use std::path::PathBuf;
 
 use rlhf_data::tokenizer::Tokenizer;
 use rlhf_data::world::{Criterion, PromptClass, World};
-use rlhf_tensor::Device;
 use rlhf_transformer::{Gpt, Sampling};
 use serde::{Deserialize, Serialize};
 
@@ -221,7 +220,7 @@ fn evaluate_policy(
             path: model_file,
         });
     }
-    let model = Gpt::load(&policy.dir, Device::Cpu)?;
+    let model = Gpt::load(&policy.dir, ctx.config.device()?)?;
     let tok = &base.tokenizer;
     let mut prompts = world.eval_prompts.clone();
     if e.prompts > 0 {
@@ -311,7 +310,7 @@ pub fn evaluate(
             path: sft_file,
         });
     }
-    let sft_model = Gpt::load(&sft_policy.dir, Device::Cpu)?;
+    let sft_model = Gpt::load(&sft_policy.dir, ctx.config.device()?)?;
     let mut all: Vec<(String, Vec<EvalRow>, f64)> = Vec::new();
     for policy in policies {
         let rows_file = format!("eval/{}.jsonl", policy.name);

@@ -6,7 +6,6 @@
 use rlhf_data::records::{Feedback, Prompt};
 use rlhf_data::world::prompts::question_of;
 use rlhf_data::world::{LabelTask, World};
-use rlhf_tensor::Device;
 use rlhf_transformer::{Gpt, Sampling};
 
 use super::context::RunContext;
@@ -85,7 +84,7 @@ pub fn label(
     let c = &ctx.config.labels;
     ctx.dir
         .require("models/sft/model.safetensors", STAGE, sft::STAGE)?;
-    let model = Gpt::load(&sft_model.model_dir, Device::Cpu)?;
+    let model = Gpt::load(&sft_model.model_dir, ctx.config.device()?)?;
     let tok = &base.tokenizer;
     let mut prompts = distinct(&world.rl_prompts);
     if c.prompts > 0 {

@@ -7,7 +7,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rlhf_tensor::Device;
 use rlhf_tensor::optim::AdamWConfig;
 use rlhf_transformer::{
     Decay, EvalLog, Example, Gpt, OptimizerConfig, StepLog, TrainConfig, Trainer,
@@ -52,6 +51,7 @@ pub fn train_config(section: &TrainSection, seed: u64, pad: u32) -> TrainConfig 
         eval_every: section.eval_every,
         save_every: section.save_every,
         pad_token_id: pad,
+        precision: rlhf_transformer::Precision::F32,
     }
 }
 
@@ -96,11 +96,12 @@ pub fn train_lm(
         ));
     }
     fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
-    let config = train_config(section, ctx.config.seed, pad);
+    let mut config = train_config(section, ctx.config.seed, pad);
+    config.precision = ctx.config.precision()?;
     let (mut trainer, mut val_log) = match latest_checkpoint(out) {
         Some((step, dir)) => {
             tracing::info!(stage, step, "resuming from {}", dir.display());
-            let trainer = Trainer::resume(&dir, config, Device::Cpu)?;
+            let trainer = Trainer::resume(&dir, config, ctx.config.device()?)?;
             let log_path = dir.join(VAL_LOG);
             let val_log: Vec<EvalLog> = match fs::read_to_string(&log_path) {
                 Ok(text) => serde_json::from_str(&text)

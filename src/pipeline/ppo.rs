@@ -10,7 +10,7 @@ use rlhf_data::tokenizer::Tokenizer;
 use rlhf_data::world::World;
 use rlhf_ppo::{CriticKind, PpoConfig, PpoEvent, PpoPrompt, PpoSetup, train_ppo};
 use rlhf_reward::ModelReward;
-use rlhf_tensor::{Device, Tensor};
+use rlhf_tensor::Tensor;
 use rlhf_transformer::{Gpt, ScalarHeads};
 use serde_json::Value;
 
@@ -104,7 +104,7 @@ pub fn ppo(
     let started = std::time::Instant::now();
     let config = ppo_config(ctx, ptx_coef)?;
     let tok = &base.tokenizer;
-    let policy = Gpt::load(&sft_model.model_dir, Device::Cpu)?;
+    let policy = Gpt::load(&sft_model.model_dir, ctx.config.device()?)?;
     let prompts: Vec<PpoPrompt> = super::world::distinct(&world.rl_prompts)
         .iter()
         .map(|p| {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use rlhf_data::tokenizer::{BpeTokenizer, BpeTrainerConfig, Tokenizer, train_bpe};
 use rlhf_data::world::World;
-use rlhf_tensor::{Device, Rng};
+use rlhf_tensor::Rng;
 use rlhf_transformer::{Example, Gpt, GptConfig, pack};
 
 use super::context::RunContext;
@@ -107,7 +107,7 @@ pub fn pretrain(ctx: &RunContext, world: &World) -> Result<Pretrained> {
     );
     config.eos_token_id = Some(tokenizer.eos_id());
     config.pad_token_id = Some(tokenizer.pad_id());
-    let init = Gpt::new(config, 0, &mut Rng::new(c.seed), Device::Cpu)?;
+    let init = Gpt::new(config, 0, &mut Rng::new(c.seed), c.device()?)?;
     let mut metrics = Metrics::new(STAGE);
     metrics.push(
         None,

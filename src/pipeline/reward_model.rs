@@ -11,7 +11,6 @@ use rlhf_reward::{
     ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardEvent, RewardModel,
     RewardStageConfig, RewardTrainConfig, RuleColumns, SequenceConfig, train_reward_model,
 };
-use rlhf_tensor::Device;
 use rlhf_transformer::Gpt;
 
 use super::context::RunContext;
@@ -129,7 +128,7 @@ fn unscreened_accuracy(
     let bar = ctx.progress.bar("rm (all)", 1, "models");
     bar.set_message("reward model on unscreened labels");
     let trained = train_reward_model(
-        Gpt::load(sft_dir, Device::Cpu)?,
+        Gpt::load(sft_dir, ctx.config.device()?)?,
         &base.tokenizer,
         &[("all", &rated.preferences_all[..])],
         &labels.sft_references(),
@@ -157,7 +156,7 @@ pub fn reward_model(
 ) -> Result<RewardStage> {
     let model_dir = ctx.dir.model_dir(RM);
     if ctx.dir.is_done(STAGE) {
-        let model = RewardModel::load(&model_dir, Device::Cpu)?;
+        let model = RewardModel::load(&model_dir, ctx.config.device()?)?;
         let summary = ctx.dir.read_json("reward_model.json", STAGE, STAGE)?;
         return Ok(RewardStage {
             model,
@@ -169,7 +168,7 @@ pub fn reward_model(
     let config = stage_config(ctx)?;
     ctx.dir
         .require("models/sft/model.safetensors", STAGE, super::sft::STAGE)?;
-    let sft = Gpt::load(&sft_model.model_dir, Device::Cpu)?;
+    let sft = Gpt::load(&sft_model.model_dir, ctx.config.device()?)?;
     let references = labels.sft_references();
     let rankings = rated
         .preferences

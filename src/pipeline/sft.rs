@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use rlhf_data::tokenizer::Tokenizer;
-use rlhf_tensor::Device;
 use rlhf_transformer::{Example, Gpt};
 
 use super::context::RunContext;
@@ -85,7 +84,7 @@ pub fn sft(ctx: &RunContext, base: &Pretrained, data: Option<&Path>) -> Result<S
     let validation = examples.split_off(examples.len() - held);
     ctx.dir
         .require("models/base/model.safetensors", STAGE, pretrain::STAGE)?;
-    let init = Gpt::load(&base.model_dir, Device::Cpu)?;
+    let init = Gpt::load(&base.model_dir, ctx.config.device()?)?;
     let mut metrics = Metrics::new(STAGE);
     metrics.push(
         None,

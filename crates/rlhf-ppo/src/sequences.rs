@@ -147,18 +147,18 @@ pub fn response_rows(
     context_len: usize,
     response_len: usize,
 ) -> TrainResult<Tensor> {
-    let (b, t, c) = dims3(hidden)?;
-    let h = hidden.as_f32_slice()?;
-    let mut out = Vec::with_capacity(b * response_len * c);
+    let (b, t, _) = dims3(hidden)?;
+    // (b R, C) on the hidden states' device and dtype (R <= T: a buffer of the right size whose
+    // every row is overwritten below), one row range per sequence.
+    let mut out = hidden.rows(0, b * response_len)?;
     for row in 0..b {
-        let start = (row * t + context_len - 1) * c;
-        out.extend_from_slice(&h[start..start + response_len * c]);
+        let start = row * t + context_len - 1;
+        out.set_rows(
+            row * response_len,
+            &hidden.rows(start, start + response_len)?,
+        )?;
     }
-    Ok(Tensor::from_vec(
-        out,
-        [b * response_len, c],
-        hidden.device(),
-    )?)
+    Ok(out)
 }
 
 /// The inverse of [`response_rows`] for gradients: (b R, C) into zeros of `like`'s (b, T, C).
@@ -169,14 +169,15 @@ pub fn scatter_response_rows(
     response_len: usize,
 ) -> TrainResult<Tensor> {
     let (b, t, c) = dims3(like)?;
-    let src = rows.as_f32_slice()?;
-    let mut out = vec![0.0f32; b * t * c];
+    let mut out = like.zeros_like()?.reshape([b * t, c])?;
     for row in 0..b {
-        let dst = (row * t + context_len - 1) * c;
-        let from = row * response_len * c;
-        out[dst..dst + response_len * c].copy_from_slice(&src[from..from + response_len * c]);
+        let from = row * response_len;
+        out.set_rows(
+            row * t + context_len - 1,
+            &rows.rows(from, from + response_len)?,
+        )?;
     }
-    Ok(Tensor::from_vec(out, [b, t, c], like.device())?)
+    Ok(out.reshape([b, t, c])?)
 }
 
 /// The first scalar head's values (b, R) at the response positions of `scalars` (b, T, K).
@@ -186,7 +187,7 @@ pub fn response_values(
     response_len: usize,
 ) -> TrainResult<Vec<f32>> {
     let (b, t, k) = dims3(scalars)?;
-    let s = scalars.as_f32_slice()?;
+    let s = scalars.try_to_vec_f32()?; // (b, T, K): small, read on the host
     let mut out = Vec::with_capacity(b * response_len);
     for row in 0..b {
         for j in 0..response_len {

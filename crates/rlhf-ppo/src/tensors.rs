@@ -1,5 +1,7 @@
-//! Thin [`Tensor`] wrappers over the slice kernels: shapes are checked, the kernels run in f32
-//! and gradients come back as tensors of the input's shape. Response tensors are (B, T).
+//! Thin [`Tensor`] wrappers over the slice kernels, on any device (the per-response or per-token
+//! values are read to the host, the gradients go back to the inputs' device): shapes are checked,
+//! the kernels run in f32 and gradients come back as tensors of the input's shape. Response tensors
+//! are (B, T).
 
 use rlhf_tensor::{Shape, Tensor, TensorError};
 
@@ -14,7 +16,7 @@ pub struct WithGrad<S> {
     pub grad: Tensor,
 }
 
-/// Checks that every tensor has `first`'s shape and is f32 on the host; returns its (B, T).
+/// Checks that every tensor has `first`'s shape and has the same shape; returns its (B, T).
 fn same_shape(op: &'static str, first: &Tensor, others: &[&Tensor]) -> Result<(usize, usize)> {
     for other in others {
         first.shape().expect_same(op, other.shape())?;
@@ -44,10 +46,10 @@ pub fn policy_loss(
 ) -> Result<WithGrad<PolicyLoss<f32>>> {
     same_shape("policy_loss", logp, &[old_logp, advantages, mask])?;
     let mut stats = crate::policy_loss(
-        logp.as_f32_slice()?,
-        old_logp.as_f32_slice()?,
-        advantages.as_f32_slice()?,
-        mask.as_f32_slice()?,
+        &logp.try_to_vec_f32()?,
+        &old_logp.try_to_vec_f32()?,
+        &advantages.try_to_vec_f32()?,
+        &mask.try_to_vec_f32()?,
         cliprange,
     )?;
     let grad = tensor(std::mem::take(&mut stats.grad_logp), logp.shape(), logp)?;
@@ -64,10 +66,10 @@ pub fn value_loss(
 ) -> Result<WithGrad<ValueLoss<f32>>> {
     same_shape("value_loss", values, &[old_values, returns, mask])?;
     let mut stats = crate::value_loss(
-        values.as_f32_slice()?,
-        old_values.as_f32_slice()?,
-        returns.as_f32_slice()?,
-        mask.as_f32_slice()?,
+        &values.try_to_vec_f32()?,
+        &old_values.try_to_vec_f32()?,
+        &returns.try_to_vec_f32()?,
+        &mask.try_to_vec_f32()?,
         cliprange_value,
     )?;
     let grad = tensor(
@@ -85,8 +87,11 @@ pub fn entropy_bonus(
     entropy_coef: f64,
 ) -> Result<WithGrad<MeanTerm<f32>>> {
     same_shape("entropy_bonus", entropy, &[mask])?;
-    let mut stats =
-        crate::entropy_bonus(entropy.as_f32_slice()?, mask.as_f32_slice()?, entropy_coef)?;
+    let mut stats = crate::entropy_bonus(
+        &entropy.try_to_vec_f32()?,
+        &mask.try_to_vec_f32()?,
+        entropy_coef,
+    )?;
     let grad = tensor(std::mem::take(&mut stats.grad), entropy.shape(), entropy)?;
     Ok(WithGrad { stats, grad })
 }
@@ -98,7 +103,11 @@ pub fn ptx_term(
     gamma_ptx: f64,
 ) -> Result<WithGrad<MeanTerm<f32>>> {
     same_shape("ptx_term", ptx_logp, &[mask])?;
-    let mut stats = crate::ptx_term(ptx_logp.as_f32_slice()?, mask.as_f32_slice()?, gamma_ptx)?;
+    let mut stats = crate::ptx_term(
+        &ptx_logp.try_to_vec_f32()?,
+        &mask.try_to_vec_f32()?,
+        gamma_ptx,
+    )?;
     let grad = tensor(std::mem::take(&mut stats.grad), ptx_logp.shape(), ptx_logp)?;
     Ok(WithGrad { stats, grad })
 }
@@ -112,9 +121,9 @@ pub fn per_token_kl(
 ) -> Result<Tensor> {
     same_shape("per_token_kl", logp, &[ref_logp, mask])?;
     let kl = crate::per_token_kl(
-        logp.as_f32_slice()?,
-        ref_logp.as_f32_slice()?,
-        mask.as_f32_slice()?,
+        &logp.try_to_vec_f32()?,
+        &ref_logp.try_to_vec_f32()?,
+        &mask.try_to_vec_f32()?,
         spec,
     )?;
     tensor(kl, logp.shape(), logp)
@@ -129,13 +138,13 @@ pub fn gae_whitened(
     lambda: f64,
 ) -> Result<(Tensor, Tensor)> {
     let (_, response_len) = same_shape("gae", rewards, &[values, mask])?;
-    let mask_values = mask.as_f32_slice()?;
+    let mask_values = &mask.try_to_vec_f32()?;
     let Gae {
         advantages,
         returns,
     } = crate::gae(
-        rewards.as_f32_slice()?,
-        values.as_f32_slice()?,
+        &rewards.try_to_vec_f32()?,
+        &values.try_to_vec_f32()?,
         mask_values,
         response_len,
         gamma,

@@ -214,7 +214,7 @@ impl RewardModel {
             .scalars
             .as_ref()
             .ok_or_else(|| RewardError::Input("the trunk has no scalar heads".into()))?
-            .as_f32_slice()?; // (B, T, K)
+            .try_to_vec_f32()?; // (B, T, K): small, read on the host
         let rewards = last.iter().map(|&i| scalars[i * k]).collect();
         let rule_logits = last
             .iter()
@@ -283,11 +283,18 @@ impl RewardModel {
             .score
             .as_mut()
             .ok_or_else(|| RewardError::Input("the trunk has no scalar heads".into()))?;
-        for w in &mut score.weight.as_f32_slice_mut()?[..c] {
+        // Rescaled on the host (K x C values) and written back on the weights' device and dtype.
+        let mut weight = score.weight.try_to_vec_f32()?;
+        for w in &mut weight[..c] {
             *w = (f64::from(*w) * map.gain) as f32;
         }
-        let bias = &mut score.bias.as_f32_slice_mut()?[0];
-        *bias = (f64::from(*bias) * map.gain + map.bias) as f32;
+        let mut bias = score.bias.try_to_vec_f32()?;
+        bias[0] = (f64::from(bias[0]) * map.gain + map.bias) as f32;
+        let back = |values: Vec<f32>, like: &Tensor| -> Result<Tensor> {
+            Ok(Tensor::from_vec(values, like.dims(), like.device())?.to_dtype(like.dtype())?)
+        };
+        score.weight = back(weight, &score.weight)?;
+        score.bias = back(bias, &score.bias)?;
         self.head.normalisation = map.after(self.head.normalisation);
         Ok(())
     }

@@ -1,6 +1,7 @@
-//! Thin [`Tensor`] wrappers over the slice kernels: shapes are checked, the kernels run in f32
-//! and gradients come back as tensors of the inputs' shapes (rewards are (N) or (N, 1) scalar
-//! head outputs; rule logits are (N, R)).
+//! Thin [`Tensor`] wrappers over the slice kernels, on any device (the per-response or per-token
+//! values are read to the host, the gradients go back to the inputs' device): shapes are checked,
+//! the kernels run in f32 and gradients come back as tensors of the inputs' shapes (rewards are (N)
+//! or (N, 1) scalar head outputs; rule logits are (N, R)).
 
 use rlhf_tensor::{Tensor, TensorError};
 
@@ -39,9 +40,9 @@ pub fn pairwise_loss(
     if let Some(m) = margins {
         same_shape(op, chosen, m)?;
     }
-    let (c, r) = (chosen.as_f32_slice()?, rejected.as_f32_slice()?);
-    let margins = margins.map(Tensor::as_f32_slice).transpose()?;
-    let mut out = crate::bradley_terry_loss(c, r, margins)?;
+    let (c, r) = (&chosen.try_to_vec_f32()?, &rejected.try_to_vec_f32()?);
+    let margins = margins.map(Tensor::try_to_vec_f32).transpose()?;
+    let mut out = crate::bradley_terry_loss(c, r, margins.as_deref())?;
     if centering > 0.0 {
         out.add(&crate::centering_loss(c, r, centering)?)?;
     }
@@ -58,7 +59,7 @@ pub fn kwise_loss(
     ranks: &[usize],
     group_sizes: &[usize],
 ) -> Result<(f32, Tensor)> {
-    let out = crate::kwise_loss_batch(rewards.as_f32_slice()?, ranks, group_sizes)?;
+    let out = crate::kwise_loss_batch(&rewards.try_to_vec_f32()?, ranks, group_sizes)?;
     Ok((out.loss, like(out.grad, rewards)?))
 }
 
@@ -82,10 +83,15 @@ pub fn rule_violation_loss(
     if let Some(m) = labelled {
         same_shape(op, logits, m)?;
     }
-    let mask = labelled.map(Tensor::as_f32_slice).transpose()?;
+    let mask = labelled.map(Tensor::try_to_vec_f32).transpose()?;
     let RuleLoss {
         loss, grad_logits, ..
-    } = crate::rule_violation_loss(logits.as_f32_slice()?, labels.as_f32_slice()?, mask, weight)?;
+    } = crate::rule_violation_loss(
+        &logits.try_to_vec_f32()?,
+        &labels.try_to_vec_f32()?,
+        mask.as_deref(),
+        weight,
+    )?;
     Ok((loss, like(grad_logits, logits)?))
 }
 

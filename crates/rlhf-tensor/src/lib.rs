@@ -8,7 +8,9 @@
 //!   compute with bf16/f16 storage converted at the edges, on `Device::Cuda(n)` a device buffer
 //!   of f32 or bf16 that ops compute on directly (fp32 inside the kernels); host copies
 //!   (device-to-host on CUDA), dtype conversion (on the device on CUDA), byte views (CPU).
-//! - [`Shape`], [`DType`], [`Device`]: the tensor's metadata (serde-serialisable).
+//! - [`Shape`], [`DType`], [`Device`]: the tensor's metadata (serde-serialisable); devices parse
+//!   from `cpu` / `cuda` / `cuda:N` and [`Device::available`] says "no CUDA device found" when
+//!   a GPU is missing.
 //! - [`TensorError`]: every failure names the op and both shapes.
 //! - [`Rng`]: the seeded, checkpointable generator (ChaCha8) behind every random choice.
 //! - [`ops`]: matmul, elementwise, reductions (and the neural-network ops), each with backward;
@@ -19,7 +21,9 @@
 //!   `layernorm`, `gelu`, `softmax` (and log-softmax), `cross_entropy` (fused, ignore index),
 //!   `logprob` (selected-token log-probs and entropy under a temperature), `attention` (causal,
 //!   padding-masked, over GPT-2's packed qkv; on CUDA unfused or, with `RLHF_ATTENTION`, the
-//!   fused flash kernels).
+//!   fused flash kernels), `kv_attention` (decoding attention over a key/value cache) and
+//!   `sampling` (greedy / top-k / top-p next-token choice from host-drawn uniforms, the same
+//!   decisions on the CPU and a GPU).
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping (AdamW, the norm
 //!   and the clip also on CUDA, with a fused clipped step; SGD on CUDA too).
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.

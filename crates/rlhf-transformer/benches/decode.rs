@@ -27,7 +27,7 @@ fn decode(c: &mut Criterion) {
         let tokens: Vec<u32> = (0..BATCH * context)
             .map(|_| rng.below(512) as u32)
             .collect();
-        let mut cache = KvCache::new(&model, BATCH, context + 1);
+        let mut cache = KvCache::new(&model, BATCH, context + 1).unwrap();
         let positions: Vec<u32> = (0..BATCH).flat_map(|_| 0..context as u32).collect();
         model
             .forward_cached(&mut cache, &tokens, &vec![true; tokens.len()], &positions)

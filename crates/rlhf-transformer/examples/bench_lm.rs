@@ -91,7 +91,7 @@ fn main() {
         "decode-curve" => {
             let b = nums[4];
             let m = model(&nums, 1024);
-            let mut cache = KvCache::new(&m, b, 1024);
+            let mut cache = KvCache::new(&m, b, 1024).unwrap();
             let mask = vec![true; b];
             let mut report = Vec::new();
             for len in 0..1024u32 {

@@ -1,7 +1,13 @@
 //! Batched generation with the KV cache: left-padded prompts of different lengths, seeded
 //! sampling, stop per sequence at EOS or after `max_new_tokens`.
+//!
+//! On any device: the cache, the logits and the sampling (`ops::sampling`) stay on the model's
+//! device; per step only B uniforms go up and B sampled tokens and log-probs come back, which
+//! the host needs anyway for the finished mask and the next step's ids.
 
-use rlhf_tensor::Rng;
+use rlhf_tensor::ops::embedding::{TokenIds, embedding};
+use rlhf_tensor::ops::sampling::sample;
+use rlhf_tensor::{Rng, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::sampling::Sampling;
@@ -86,7 +92,7 @@ impl Gpt {
                 config.max_new_tokens, self.config.n_positions
             )));
         }
-        let mut cache = KvCache::new(self, b, t + config.max_new_tokens);
+        let mut cache = KvCache::new(self, b, t + config.max_new_tokens)?;
         let mut rng = Rng::new(config.seed);
         let mut hidden = self.forward_cached(
             &mut cache,
@@ -94,37 +100,32 @@ impl Gpt {
             &input.attention_mask,
             &input.position_ids,
         )?;
+        // Left padding: every prompt ends at the last position of the first step.
         let mut last_pos = t - 1;
         let mut lengths: Vec<u32> = prompts.iter().map(|p| p.as_ref().len() as u32).collect();
         let mut finished = vec![false; b];
         let mut steps: Vec<(Vec<u32>, Vec<f32>, Vec<bool>)> = Vec::new();
-        let c = self.config.n_embd;
+        let spec = config.sampling.spec();
+        let greedy = config.sampling.temperature == 0.0;
         for step in 0..config.max_new_tokens {
-            // Logits of each sequence's last position: (B, C) -> (B, V).
-            let h = hidden.as_f32_slice()?;
-            let width = h.len() / b;
-            let rows: Vec<f32> = (0..b)
-                .flat_map(|row| {
-                    h[row * width + last_pos * c..row * width + (last_pos + 1) * c]
-                        .iter()
-                        .copied()
-                })
-                .collect();
-            let last = rlhf_tensor::Tensor::from_vec(rows, [b, c], hidden.device())?;
+            // Each sequence's last hidden state, gathered on the device: (B, C) -> logits (B, V).
+            let last = last_rows(&hidden, b, last_pos)?;
             let logits = self.logits(&last)?;
-            let logits = logits.as_f32_slice()?;
-            let v = self.config.vocab_size;
+            // One uniform per live, sampling row, drawn in row order from the seeded Rng.
+            let uniforms: Vec<f64> = finished
+                .iter()
+                .map(|&f| if f || greedy { 0.0 } else { rng.uniform_f64() })
+                .collect();
+            let picked = sample(&logits, spec, &uniforms)?; // only B tokens and log-probs return
             let (mut tokens, mut logps, mut real) =
                 (vec![config.pad_token_id; b], vec![0.0; b], vec![false; b]);
             for row in 0..b {
                 if finished[row] {
                     continue;
                 }
-                let (tok, logp) = config
-                    .sampling
-                    .pick(&logits[row * v..(row + 1) * v], &mut rng)?;
+                let tok = picked.tokens[row];
                 tokens[row] = tok;
-                logps[row] = logp;
+                logps[row] = picked.logp[row];
                 real[row] = true;
                 finished[row] = config.eos_token_id == Some(tok);
             }
@@ -157,6 +158,18 @@ impl Gpt {
         }
         Ok(out)
     }
+}
+
+/// Row `pos` of every sequence of `hidden` (B, T, C), gathered on its device: (B, C).
+fn last_rows(hidden: &Tensor, b: usize, pos: usize) -> Result<Tensor> {
+    let dims = hidden.dims();
+    let (t, c) = (dims[1], dims[2]);
+    if t == 1 {
+        return Ok(hidden.try_clone()?.reshape([b, c])?);
+    }
+    let table = hidden.try_clone()?.reshape([b * t, c])?;
+    let ids: Vec<u32> = (0..b).map(|row| (row * t + pos) as u32).collect();
+    Ok(embedding(&table, None, TokenIds::new(&ids, 1, b))?.reshape([b, c])?)
 }
 
 #[cfg(test)]

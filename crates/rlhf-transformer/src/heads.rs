@@ -3,9 +3,9 @@
 //! made, reduced to what is needed (loss, selected log-probs, entropy) and dropped; the backward
 //! recomputes each chunk's logits rather than storing them (llm.c's trick, applied per chunk).
 //!
-//! Rows are cut from the hidden states through host slices (`Tensor::as_f32_slice`), because
-//! rlhf-tensor has no row-slice op yet; on a device without host views the chunked paths return
-//! the tensor crate's `Unsupported` error rather than a wrong answer.
+//! Rows are cut from the hidden states with `Tensor::rows` and results written back with
+//! `Tensor::set_rows`, on the hidden states' device: on a GPU no logits or activations cross to
+//! the host, only the per-position losses, log-probs and entropies (B T floats each).
 
 use rlhf_tensor::Tensor;
 use rlhf_tensor::ops::cross_entropy::{IGNORE_INDEX, cross_entropy, cross_entropy_losses};
@@ -109,21 +109,24 @@ impl Gpt {
         let (rows, c) = self.hidden_rows(hidden, targets.len())?;
         let count = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
         let mut losses = vec![0.0f32; rows];
-        let mut dhidden = grads.as_ref().map(|_| vec![0.0f32; rows * c]);
+        // (B T, C) in the hidden states' dtype, assembled chunk by chunk on their device.
+        let mut dhidden = match grads {
+            Some(_) => Some(hidden.zeros_like()?.reshape([rows, c])?),
+            None => None,
+        };
         let mut grads = grads;
-        let h = hidden.as_f32_slice()?;
         for (r0, r1) in self.chunks(rows) {
             let chunk_targets = &targets[r0..r1];
             let chunk_count = chunk_targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
             if chunk_count == 0 {
                 continue;
             }
-            let h_chunk = Tensor::from_slice(&h[r0 * c..r1 * c], [r1 - r0, c], hidden.device())?;
+            let h_chunk = hidden.rows(r0, r1)?; // (rows, C)
             let logits = self.logits(&h_chunk)?; // (rows, V)
             match (&mut grads, &mut dhidden) {
                 (Some(g), Some(dh)) => {
                     let ce = cross_entropy(&logits, chunk_targets, IGNORE_INDEX)?;
-                    losses[r0..r1].copy_from_slice(ce.losses.as_f32_slice()?);
+                    losses[r0..r1].copy_from_slice(&ce.losses.try_to_vec_f32()?);
                     // The chunk's mean over chunk_count becomes a share of the mean over count.
                     let factor = grad_scale * chunk_count as f32 / count as f32;
                     let dlogits = if factor == 1.0 {
@@ -132,11 +135,11 @@ impl Gpt {
                         rlhf_tensor::ops::elementwise::scale(&ce.dlogits, factor)?
                     };
                     let dh_chunk = self.logits_backward(&dlogits, &h_chunk, g)?;
-                    dh[r0 * c..r1 * c].copy_from_slice(dh_chunk.as_f32_slice()?);
+                    dh.set_rows(r0, &dh_chunk)?;
                 }
                 _ => {
                     let l = cross_entropy_losses(&logits, chunk_targets, IGNORE_INDEX)?;
-                    losses[r0..r1].copy_from_slice(l.as_f32_slice()?);
+                    losses[r0..r1].copy_from_slice(&l.try_to_vec_f32()?);
                 }
             }
         }
@@ -146,9 +149,7 @@ impl Gpt {
         } else {
             (total / count as f64) as f32
         };
-        let dhidden = dhidden
-            .map(|d| Tensor::from_vec(d, hidden.dims(), hidden.device()))
-            .transpose()?;
+        let dhidden = dhidden.map(|d| d.reshape(hidden.dims())).transpose()?;
         Ok(LmLoss {
             loss,
             count,
@@ -165,15 +166,14 @@ impl Gpt {
         tokens: &[u32],
         temperature: f32,
     ) -> Result<LogProbs> {
-        let (rows, c) = self.hidden_rows(hidden, tokens.len())?;
-        let h = hidden.as_f32_slice()?;
+        let (rows, _) = self.hidden_rows(hidden, tokens.len())?;
         let mut logp = Vec::with_capacity(rows);
         let mut entropy = Vec::with_capacity(rows);
         for (r0, r1) in self.chunks(rows) {
-            let h_chunk = Tensor::from_slice(&h[r0 * c..r1 * c], [r1 - r0, c], hidden.device())?;
+            let h_chunk = hidden.rows(r0, r1)?;
             let out = token_logprobs(&self.logits(&h_chunk)?, &tokens[r0..r1], temperature)?;
-            logp.extend_from_slice(out.logp.as_f32_slice()?);
-            entropy.extend_from_slice(out.entropy.as_f32_slice()?);
+            logp.extend(out.logp.try_to_vec_f32()?);
+            entropy.extend(out.entropy.try_to_vec_f32()?);
         }
         Ok(LogProbs { logp, entropy })
     }
@@ -196,9 +196,8 @@ impl Gpt {
                 return Err(ModelError::Input(format!("{what} must hold {rows} values")));
             }
         }
-        let h = hidden.as_f32_slice()?;
         let device = hidden.device();
-        let mut dh = vec![0.0f32; rows * c];
+        let mut dh = hidden.zeros_like()?.reshape([rows, c])?; // (B T, C)
         for (r0, r1) in self.chunks(rows) {
             let n = r1 - r0;
             let upstream = |d: Option<&[f32]>| -> Result<Option<Tensor>> {
@@ -206,7 +205,7 @@ impl Gpt {
                     .transpose()?)
             };
             let (dl, de) = (upstream(d_logp)?, upstream(d_entropy)?);
-            let h_chunk = Tensor::from_slice(&h[r0 * c..r1 * c], [n, c], device)?;
+            let h_chunk = hidden.rows(r0, r1)?;
             let logits = self.logits(&h_chunk)?;
             let dlogits = token_logprobs_backward(
                 &logits,
@@ -216,9 +215,9 @@ impl Gpt {
                 de.as_ref(),
             )?;
             let dh_chunk = self.logits_backward(&dlogits, &h_chunk, grads)?;
-            dh[r0 * c..r1 * c].copy_from_slice(dh_chunk.as_f32_slice()?);
+            dh.set_rows(r0, &dh_chunk)?;
         }
-        Ok(Tensor::from_vec(dh, hidden.dims(), device)?)
+        Ok(dh.reshape(hidden.dims())?)
     }
 
     /// Checks hidden is (..., C) with `expected_rows` rows; returns (rows, C).

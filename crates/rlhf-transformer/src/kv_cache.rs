@@ -1,28 +1,30 @@
 //! Incremental decoding with a key/value cache: each step runs only the new positions through the
 //! blocks and attends over the cached keys and values, so a token costs O(current length).
 //!
-//! rlhf-tensor's attention op takes the whole (B, T, 3C) sequence, so the cached attention lives
-//! here, on host slices (`Tensor::as_f32_slice`), parallel over the batch. Everything else
-//! (LayerNorms, projections, GELU, embeddings) goes through the rlhf-tensor ops.
+//! The cache is one pair of tensors per layer on the model's device (in the weights' dtype), and
+//! the cached attention is rlhf-tensor's `ops::kv_attention` (host kernels on the CPU, a CUDA
+//! kernel on a GPU); the real-token mask stays on the host and goes up once per step (B x
+//! capacity flags). Everything else (LayerNorms, projections, GELU, embeddings) goes through
+//! the same ops as the full forward.
 
-use rayon::prelude::*;
-use rlhf_tensor::Tensor;
 use rlhf_tensor::ops::elementwise::add;
 use rlhf_tensor::ops::embedding::{TokenIds, embedding};
 use rlhf_tensor::ops::gelu::gelu;
+use rlhf_tensor::ops::kv_attention::{kv_append, kv_attention};
 use rlhf_tensor::ops::layernorm::layernorm;
 use rlhf_tensor::ops::matmul::{MatmulSpec, matmul};
+use rlhf_tensor::{DType, Tensor};
 
 use crate::{Gpt, ModelError, Result};
 
 /// Cached keys and values of every layer for B sequences of up to `capacity` positions.
 #[derive(Debug, Clone)]
 pub struct KvCache {
-    /// Per layer, keys (B, H, capacity, D).
-    keys: Vec<Vec<f32>>,
+    /// Per layer, keys (B, H, capacity, D) on the model's device.
+    keys: Vec<Tensor>,
     /// Per layer, values (B, H, capacity, D).
-    values: Vec<Vec<f32>>,
-    /// Which cached positions are real tokens, (B, capacity).
+    values: Vec<Tensor>,
+    /// Which cached positions are real tokens, (B, capacity), on the host.
     mask: Vec<bool>,
     batch: usize,
     capacity: usize,
@@ -30,20 +32,35 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// An empty cache for `batch` sequences of up to `capacity` positions.
-    pub fn new(model: &Gpt, batch: usize, capacity: usize) -> KvCache {
+    /// An empty cache for `batch` sequences of up to `capacity` positions, on the model's device
+    /// in the dtype of its weights.
+    pub fn new(model: &Gpt, batch: usize, capacity: usize) -> Result<KvCache> {
         let c = &model.config;
-        let size = batch * c.n_embd * capacity;
-        KvCache {
-            keys: vec![vec![0.0; size]; c.n_layer],
-            values: vec![vec![0.0; size]; c.n_layer],
+        let shape = [batch, c.n_head, capacity, c.n_embd / c.n_head];
+        let dtype = model.params.wte.dtype();
+        let zeros = || -> Result<Tensor> {
+            let t = Tensor::zeros(shape, model.device())?;
+            Ok(if dtype == DType::F32 {
+                t
+            } else {
+                t.to_dtype(dtype)?
+            })
+        };
+        let mut keys = Vec::with_capacity(c.n_layer);
+        let mut values = Vec::with_capacity(c.n_layer);
+        for _ in 0..c.n_layer {
+            keys.push(zeros()?);
+            values.push(zeros()?);
+        }
+        Ok(KvCache {
+            keys,
+            values,
             mask: vec![false; batch * capacity],
             batch,
             capacity,
             len: 0,
-        }
+        })
     }
-
     /// Number of positions cached so far.
     pub fn len(&self) -> usize {
         self.len
@@ -116,6 +133,9 @@ impl Gpt {
         let eps = self.config.layer_norm_epsilon;
         let ids = TokenIds::new(tokens, b, n).with_positions(positions);
         let mut x = embedding(&p.wte, Some(&p.wpe), ids)?; // (B, n, C)
+        let mask_flags: Vec<f32> = cache.mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+        let mask = Tensor::from_vec(mask_flags, [b, cache.capacity], self.device())?; // (B, cap)
+        let (h, start) = (self.config.n_head, cache.len);
         for (layer, w) in p.blocks.iter().enumerate() {
             let (ln_1, _) = layernorm(&x, &w.ln_1_weight, &w.ln_1_bias, eps)?;
             let qkv = matmul(
@@ -124,7 +144,21 @@ impl Gpt {
                 Some(&w.attn_c_attn_bias),
                 MatmulSpec::NN,
             )?;
-            let att = self.cached_attention(cache, layer, &qkv, n)?; // (B, n, C)
+            kv_append(
+                &mut cache.keys[layer],
+                &mut cache.values[layer],
+                &qkv,
+                h,
+                start,
+            )?;
+            let att = kv_attention(
+                &qkv,
+                &cache.keys[layer],
+                &cache.values[layer],
+                &mask,
+                h,
+                start,
+            )?; // (B, n, C)
             let proj = matmul(
                 &att,
                 &w.attn_c_proj_weight,
@@ -151,101 +185,6 @@ impl Gpt {
         let (hidden, _) = layernorm(&x, &p.ln_f_weight, &p.ln_f_bias, eps)?;
         Ok(hidden)
     }
-
-    /// Appends the new keys/values of `qkv` (B, n, 3C) to layer `layer`'s cache and attends each
-    /// new query over every cached real position at or before it; (B, n, C).
-    fn cached_attention(
-        &self,
-        cache: &mut KvCache,
-        layer: usize,
-        qkv: &Tensor,
-        n: usize,
-    ) -> Result<Tensor> {
-        let (c, h) = (self.config.n_embd, self.config.n_head);
-        let d = c / h;
-        let (cap, start) = (cache.capacity, cache.len);
-        let qkv_data = qkv.as_f32_slice()?;
-        let keys = &mut cache.keys[layer];
-        let values = &mut cache.values[layer];
-        // Write the new keys and values: (B, n, 3C) -> (B, H, cap, D) at positions start..start+n.
-        keys.par_chunks_mut(h * cap * d)
-            .zip(values.par_chunks_mut(h * cap * d))
-            .enumerate()
-            .for_each(|(row, (k_row, v_row))| {
-                for i in 0..n {
-                    let src = &qkv_data[(row * n + i) * 3 * c..(row * n + i + 1) * 3 * c];
-                    for head in 0..h {
-                        let dst = (head * cap + start + i) * d;
-                        k_row[dst..dst + d].copy_from_slice(&src[c + head * d..c + (head + 1) * d]);
-                        v_row[dst..dst + d]
-                            .copy_from_slice(&src[2 * c + head * d..2 * c + (head + 1) * d]);
-                    }
-                }
-            });
-        let (keys, values, mask) = (&*keys, &*values, &cache.mask);
-        let scale = 1.0 / (d as f32).sqrt();
-        let mut out = vec![0.0f32; cache.batch * n * c];
-        out.par_chunks_mut(n * c)
-            .enumerate()
-            .for_each(|(row, out_row)| {
-                let row_mask = &mask[row * cap..row * cap + start + n];
-                let mut scores = vec![0.0f32; start + n];
-                for i in 0..n {
-                    let q_all = &qkv_data[(row * n + i) * 3 * c..(row * n + i) * 3 * c + c];
-                    let visible = start + i + 1; // causal: keys 0..=start+i
-                    for head in 0..h {
-                        let q = &q_all[head * d..(head + 1) * d];
-                        let k_head = &keys[(row * h + head) * cap * d..];
-                        let v_head = &values[(row * h + head) * cap * d..];
-                        let mut max = f32::NEG_INFINITY;
-                        for (j, s) in scores[..visible].iter_mut().enumerate() {
-                            *s = if row_mask[j] {
-                                let k = &k_head[j * d..(j + 1) * d];
-                                dot(q, k) * scale
-                            } else {
-                                f32::NEG_INFINITY
-                            };
-                            max = max.max(*s);
-                        }
-                        let o = &mut out_row[i * c + head * d..i * c + (head + 1) * d];
-                        if max == f32::NEG_INFINITY {
-                            continue; // nothing visible (a padded query before any real token): 0
-                        }
-                        let mut total = 0.0f32;
-                        for s in &mut scores[..visible] {
-                            *s = (*s - max).exp();
-                            total += *s;
-                        }
-                        for (j, &s) in scores[..visible].iter().enumerate() {
-                            if s > 0.0 {
-                                let wgt = s / total;
-                                let v = &v_head[j * d..(j + 1) * d];
-                                o.iter_mut().zip(v).for_each(|(o, v)| *o += wgt * v);
-                            }
-                        }
-                    }
-                }
-            });
-        Ok(Tensor::from_vec(out, [cache.batch, n, c], qkv.device())?)
-    }
-}
-
-/// Dot product with eight independent partial sums, so the compiler can vectorise it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a8
-        .remainder()
-        .iter()
-        .zip(b8.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a8.zip(b8) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
@@ -269,7 +208,7 @@ mod tests {
                 .unwrap()
                 .to_vec_f32()
         };
-        let mut fresh = KvCache::new(&model, 1, 8);
+        let mut fresh = KvCache::new(&model, 1, 8).unwrap();
         model
             .forward_cached(&mut fresh, &[1, 2, 3], &[true; 3], &[0, 1, 2])
             .unwrap();

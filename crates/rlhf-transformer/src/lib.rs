@@ -19,12 +19,13 @@
 //!   batched left-padded generation, greedy/temperature/top-k/top-p, seeded, EOS per sequence.
 //! - [`Trainer`] ([`train`], [`data`], [`schedule`], [`trainer_state`]): pretraining on packed
 //!   text and SFT with a response-only loss; AdamW/SGD, warmup + decay, clipping, accumulation,
-//!   validation, checkpoints and exact resume.
+//!   validation, checkpoints and exact resume; f32 or bf16 mixed [`Precision`].
 //!
-//! What rlhf-tensor does not provide yet and this crate does on host slices
-//! (`Tensor::as_f32_slice`): the KV-cache attention ([`kv_cache`]), and cutting row chunks of the
-//! hidden states for the fused heads ([`heads`]). On a device without host views these paths
-//! return the tensor crate's error instead of a wrong answer.
+//! Every path runs on any device: build or load a model on `Device::Cuda(n)` (or move it with
+//! [`Gpt::to_device`]) and the forward, backward, chunked heads, KV-cache generation (cache,
+//! logits and sampling on the device), training and checkpoints run there; only scalars,
+//! per-position losses / log-probs, sampled tokens and the finished mask cross to the host.
+//! [`Precision::Bf16`] trains with bf16 weights and activations from f32 master weights.
 //!
 //! ```
 //! use rlhf_tensor::{Device, Rng};
@@ -67,7 +68,7 @@ pub use model::{Forward, Gpt};
 pub use params::{BlockParams, GptParams, ScalarHeads};
 pub use sampling::Sampling;
 pub use schedule::{Decay, LrSchedule};
-pub use train::{EvalLog, OptimizerConfig, StepLog, TrainConfig, TrainEvent, Trainer};
+pub use train::{EvalLog, OptimizerConfig, Precision, StepLog, TrainConfig, TrainEvent, Trainer};
 
 #[cfg(test)]
 mod model_tests;

@@ -119,6 +119,15 @@ impl Gpt {
         Ok(Gpt { config, params })
     }
 
+    /// A copy of the model on `device` (weights keep their dtype): how a model loaded or built
+    /// on the host moves to a GPU, and back for saving or host-side evaluation.
+    pub fn to_device(&self, device: Device) -> Result<Gpt> {
+        Ok(Gpt {
+            config: self.config.clone(),
+            params: self.params.to_device(device)?,
+        })
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> Device {
         self.params.wte.device()

@@ -240,3 +240,24 @@ fn chunked_heads_equal_one_chunk() {
         );
     }
 }
+
+#[test]
+fn device_and_dtype_copies_keep_every_tensor_in_place() {
+    let model = tiny_model(1);
+    let same = model.to_device(Device::Cpu).unwrap();
+    assert_eq!(same, model);
+    let half = model.params.to_dtype(rlhf_tensor::DType::BF16).unwrap();
+    for ((name, h), (_, f)) in half.named().into_iter().zip(model.params.named()) {
+        assert_eq!(h.dtype(), rlhf_tensor::DType::BF16, "{name}");
+        assert_eq!(h.dims(), f.dims(), "{name}");
+        for (a, b) in h.to_vec_f32().iter().zip(f.to_vec_f32()) {
+            assert!((a - b).abs() <= b.abs() / 128.0, "{name}: {a} vs {b}");
+        }
+    }
+    let back = half.to_dtype(rlhf_tensor::DType::F32).unwrap();
+    assert_eq!(back.named().len(), model.params.named().len());
+    // A GPU that is not there is an error naming it, never a panic.
+    let far = Device::Cuda(rlhf_tensor::cuda::gpu_count() + 7);
+    let err = model.to_device(far).unwrap_err().to_string();
+    assert!(err.contains(&far.to_string()), "{err}");
+}

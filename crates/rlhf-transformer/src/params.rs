@@ -171,6 +171,64 @@ impl GptParams {
         }
     }
 
+    /// A copy on `device`, every tensor in its dtype (one host <-> device copy per tensor).
+    pub fn to_device(&self, device: Device) -> Result<GptParams> {
+        self.map(|t| Ok(t.to_device(device)?))
+    }
+
+    /// A copy with every tensor in `dtype` (converted on the tensors' device).
+    pub fn to_dtype(&self, dtype: rlhf_tensor::DType) -> Result<GptParams> {
+        self.map(|t| {
+            Ok(if t.dtype() == dtype {
+                t.try_clone()?
+            } else {
+                t.to_dtype(dtype)?
+            })
+        })
+    }
+
+    /// The same tree with `f` applied to every tensor.
+    fn map(&self, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<GptParams> {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(BlockParams {
+                    ln_1_weight: f(&b.ln_1_weight)?,
+                    ln_1_bias: f(&b.ln_1_bias)?,
+                    attn_c_attn_weight: f(&b.attn_c_attn_weight)?,
+                    attn_c_attn_bias: f(&b.attn_c_attn_bias)?,
+                    attn_c_proj_weight: f(&b.attn_c_proj_weight)?,
+                    attn_c_proj_bias: f(&b.attn_c_proj_bias)?,
+                    ln_2_weight: f(&b.ln_2_weight)?,
+                    ln_2_bias: f(&b.ln_2_bias)?,
+                    mlp_c_fc_weight: f(&b.mlp_c_fc_weight)?,
+                    mlp_c_fc_bias: f(&b.mlp_c_fc_bias)?,
+                    mlp_c_proj_weight: f(&b.mlp_c_proj_weight)?,
+                    mlp_c_proj_bias: f(&b.mlp_c_proj_bias)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let score = self
+            .score
+            .as_ref()
+            .map(|s| -> Result<ScalarHeads> {
+                Ok(ScalarHeads {
+                    weight: f(&s.weight)?,
+                    bias: f(&s.bias)?,
+                })
+            })
+            .transpose()?;
+        Ok(GptParams {
+            wte: f(&self.wte)?,
+            wpe: f(&self.wpe)?,
+            blocks,
+            ln_f_weight: f(&self.ln_f_weight)?,
+            ln_f_bias: f(&self.ln_f_bias)?,
+            score,
+        })
+    }
+
     /// Number of scalar heads K (0 when there are none).
     pub fn n_scalar_heads(&self) -> usize {
         self.score.as_ref().map_or(0, |s| s.bias.numel())

@@ -1,7 +1,10 @@
 //! Choosing the next token from a row of logits: greedy, or sampling under temperature with
-//! optional top-k and top-p (nucleus) filtering, drawn from the seeded [`Rng`].
+//! optional top-k and then top-p (nucleus, over the top-k renormalised mass) filtering, drawn
+//! from the seeded [`Rng`]. The algorithm is rlhf-tensor's `ops::sampling` (stated there), so
+//! the host and a GPU pick the same tokens for the same logits and seed.
 
 use rlhf_tensor::Rng;
+use rlhf_tensor::ops::sampling::{SampleSpec, cpu};
 use serde::{Deserialize, Serialize};
 
 use crate::{ModelError, Result};
@@ -62,64 +65,35 @@ impl Sampling {
         }
     }
 
-    /// Picks a token from `logits` (V) and returns it with its log-probability under
-    /// softmax(logits / [`Sampling::logprob_temperature`]) (before any top-k/top-p filtering,
-    /// as TRL reports it).
-    pub fn pick(&self, logits: &[f32], rng: &mut Rng) -> Result<(u32, f32)> {
-        if logits.is_empty() || logits.iter().any(|x| x.is_nan()) {
-            return Err(ModelError::Input("logits are empty or hold NaN".into()));
+    /// The tensor-level spec of these settings (`rlhf_tensor::ops::sampling`).
+    pub fn spec(&self) -> SampleSpec {
+        SampleSpec {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
         }
-        let temperature = self.logprob_temperature();
-        let scaled: Vec<f32> = logits.iter().map(|&x| x / temperature).collect();
-        let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f32> = scaled.iter().map(|&z| (z - max).exp()).collect();
-        let total: f32 = weights.iter().sum();
-        let token = if self.temperature == 0.0 {
-            argmax(logits)
-        } else {
-            let kept = self.filter(&weights, total);
-            rng.categorical(&kept)
-                .ok_or_else(|| ModelError::Input("no token left to sample from".into()))?
-        };
-        let logp = scaled[token] - max - total.ln();
-        Ok((token as u32, logp))
     }
 
-    /// Zeroes the weights that top-k and top-p drop.
-    fn filter(&self, weights: &[f32], total: f32) -> Vec<f32> {
-        let mut kept = weights.to_vec();
-        let k = if self.top_k == 0 {
-            weights.len()
+    /// Picks a token from `logits` (V) and returns it with its log-probability under
+    /// softmax(logits / [`Sampling::logprob_temperature`]) (before any top-k/top-p filtering,
+    /// as TRL reports it). Draws one uniform from `rng` unless greedy; the algorithm is
+    /// `rlhf_tensor::ops::sampling`'s, the one the GPU runs.
+    pub fn pick(&self, logits: &[f32], rng: &mut Rng) -> Result<(u32, f32)> {
+        self.validate()?;
+        let u = if self.temperature == 0.0 {
+            0.0
         } else {
-            self.top_k.min(weights.len())
+            rng.uniform_f64()
         };
-        if k == weights.len() && self.top_p >= 1.0 {
-            return kept;
-        }
-        let mut order: Vec<usize> = (0..weights.len()).collect();
-        // Descending weight, ties by index so the choice is deterministic.
-        order.sort_unstable_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-        let mut cumulative = 0.0f32;
-        for (rank, &i) in order.iter().enumerate() {
-            let reached = cumulative >= self.top_p * total;
-            if rank >= k || (rank > 0 && reached) {
-                kept[i] = 0.0;
-            }
-            cumulative += weights[i];
-        }
-        kept
+        let (token, logp) = cpu::sample_row(logits, self.spec(), u)
+            .ok_or_else(|| ModelError::Input("logits are empty or hold NaN".into()))?;
+        Ok((token as u32, logp))
     }
 }
 
 /// Index of the largest value (the first on ties).
 pub fn argmax(values: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in values.iter().enumerate() {
-        if v > values[best] {
-            best = i;
-        }
-    }
-    best
+    cpu::argmax(values)
 }
 
 #[cfg(test)]

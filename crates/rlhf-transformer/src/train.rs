@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rlhf_tensor::Rng;
 use rlhf_tensor::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig, clip_grad_norm};
+use rlhf_tensor::{DType, Device, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, lm_batch};
@@ -26,6 +26,45 @@ pub enum OptimizerConfig {
     Adamw(AdamWConfig),
     /// SGD with optional momentum; its `lr` is replaced by the schedule's.
     Sgd(SgdConfig),
+}
+
+/// The storage precision of the weights and activations in the forward and backward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// Mixed precision (CUDA only): a bf16 copy of the f32 master weights runs the forward and
+    /// backward (bf16 activations and gradients, fp32 arithmetic and softmax / loss statistics
+    /// inside the kernels, f32 losses); the optimizer updates the f32 master weights with f32
+    /// moments from the bf16 gradients, and the bf16 copy is refreshed after each step.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = ModelError;
+
+    fn from_str(name: &str) -> Result<Precision> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "f32" | "fp32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(ModelError::config(
+                "precision",
+                format!("unknown precision `{name}`: expected f32 or bf16"),
+            )),
+        }
+    }
+}
+
+impl Precision {
+    /// The storage dtype of the compute copy.
+    pub fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
 }
 
 /// Training hyper-parameters.
@@ -57,6 +96,9 @@ pub struct TrainConfig {
     pub save_every: u64,
     /// Filler token for padding.
     pub pad_token_id: u32,
+    /// Storage precision of the forward and backward (bf16 needs a CUDA device).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -79,6 +121,7 @@ impl TrainConfig {
             eval_every: 0,
             save_every: 0,
             pad_token_id: 0,
+            precision: Precision::F32,
         }
     }
 
@@ -174,7 +217,10 @@ pub struct Trainer {
     pub config: TrainConfig,
     pub(crate) optimizer: Optimizer,
     pub(crate) state: TrainerState,
+    /// Gradients in the compute precision.
     grads: GptParams,
+    /// The bf16 copy of the weights that runs the passes under [`Precision::Bf16`].
+    compute: Option<Gpt>,
 }
 
 impl Trainer {
@@ -185,7 +231,14 @@ impl Trainer {
             OptimizerConfig::Adamw(c) => Optimizer::Adamw(AdamW::new(c)),
             OptimizerConfig::Sgd(c) => Optimizer::Sgd(Sgd::new(c)),
         };
-        let grads = model.params.zeros_like()?;
+        if config.precision == Precision::Bf16 && model.device() == Device::Cpu {
+            return Err(ModelError::config(
+                "precision",
+                "bf16 needs a CUDA device: the CPU backend computes in f32 (use f32, or --device cuda)",
+            ));
+        }
+        let compute = compute_copy(&model, config.precision)?;
+        let grads = compute.as_ref().unwrap_or(&model).params.zeros_like()?;
         let state = TrainerState::fresh(&config);
         Ok(Trainer {
             model,
@@ -193,6 +246,7 @@ impl Trainer {
             optimizer,
             state,
             grads,
+            compute,
         })
     }
 
@@ -264,18 +318,14 @@ impl Trainer {
         let total: usize = batches.iter().map(|b| b.count).sum();
         self.grads.fill_zero();
         let mut loss_sum = 0.0f64;
+        let model = self.compute.as_ref().unwrap_or(&self.model);
         for batch in batches.iter().filter(|b| b.count > 0) {
-            let fwd = self.model.forward(&batch.input)?;
+            let fwd = model.forward(&batch.input)?;
             let share = batch.count as f32 / total as f32;
-            let out = self.model.lm_loss_scaled(
-                &fwd.hidden,
-                &batch.targets,
-                Some(&mut self.grads),
-                share,
-            )?;
+            let out =
+                model.lm_loss_scaled(&fwd.hidden, &batch.targets, Some(&mut self.grads), share)?;
             loss_sum += f64::from(out.loss) * batch.count as f64;
-            self.model
-                .backward(&fwd, out.dhidden.as_ref(), None, &mut self.grads)?;
+            model.backward(&fwd, out.dhidden.as_ref(), None, &mut self.grads)?;
         }
         let grad_norm = match self.config.max_grad_norm {
             Some(max) => clip_grad_norm(&mut self.grads.tensors_mut(), max)?,
@@ -285,6 +335,10 @@ impl Trainer {
         let grads = self.grads.tensors();
         let mut params = self.model.params.tensors_mut();
         self.optimizer.step_with_lr(&mut params, &grads, lr)?;
+        drop(params);
+        if self.compute.is_some() {
+            self.compute = compute_copy(&self.model, self.config.precision)?;
+        }
         self.state.step += 1;
         let log = StepLog {
             step: self.state.step,
@@ -353,6 +407,18 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// The copy of `model` that runs the passes: `None` for f32 (the model itself), its weights in
+/// bf16 for mixed precision.
+fn compute_copy(model: &Gpt, precision: Precision) -> Result<Option<Gpt>> {
+    Ok(match precision {
+        Precision::F32 => None,
+        Precision::Bf16 => Some(Gpt {
+            config: model.config.clone(),
+            params: model.params.to_dtype(precision.dtype())?,
+        }),
+    })
 }
 
 /// Token-weighted mean next-token loss of `model` over `data`, and the number of tokens scored.

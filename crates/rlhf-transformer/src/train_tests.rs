@@ -134,3 +134,16 @@ fn resume_with_other_settings_is_refused() {
         .to_string();
     assert!(err.contains("trainer_state.json"), "{err}");
 }
+
+#[test]
+fn bf16_on_the_cpu_is_refused_with_a_clear_error() {
+    let mut config = TrainConfig::new(1e-2, 2, 12);
+    config.precision = crate::Precision::Bf16;
+    let err = Trainer::new(tiny(), config).unwrap_err().to_string();
+    assert!(err.contains("bf16 needs a CUDA device"), "{err}");
+    assert_eq!(
+        "BF16".parse::<crate::Precision>().unwrap(),
+        crate::Precision::Bf16
+    );
+    assert!("f16".parse::<crate::Precision>().is_err());
+}

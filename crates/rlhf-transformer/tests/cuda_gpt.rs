@@ -3,64 +3,17 @@
 //! then forward on a left-padded batch, the tied LM head with cross-entropy, the scalar head, the
 //! full backward, and the global gradient norm of a clipped AdamW step. f32 storage; tolerances
 //! allow for cuBLAS and the CPU GEMM summing in different orders through two layers. The chunked
-//! helpers of `heads` (`lm_loss`, `token_logprobs`) cut rows through host slices and are not used
-//! here. Without a GPU the test prints one skip line; `RLHF_REQUIRE_GPU=1` makes that a failure.
+//! heads, generation and training are in `cuda_heads_generate.rs`. Without a GPU the test prints one skip line; `RLHF_REQUIRE_GPU=1` makes that a failure.
 
 use rlhf_tensor::ops::cross_entropy::{IGNORE_INDEX, cross_entropy};
 use rlhf_tensor::optim::{AdamW, AdamWConfig};
-use rlhf_tensor::testing::{first_mismatch, random_values, to_f64};
-use rlhf_tensor::{Device, Rng, Tensor, cuda};
+use rlhf_tensor::testing::random_values;
+use rlhf_tensor::{Device, Rng, Tensor};
 use rlhf_transformer::{Gpt, GptConfig, GptParams, ModelInput, Padding, next_token_targets};
 
-const GPU: Device = Device::Cuda(0);
+mod common;
 
-/// True when GPU 0 is usable; else one skip line (a failure under `RLHF_REQUIRE_GPU=1`).
-fn gpu_ready(test: &str) -> bool {
-    if cuda::gpu_count() > 0 {
-        cuda::poison_op_outputs(true);
-        return true;
-    }
-    assert!(
-        !cuda::gpu_required(),
-        "{test}: RLHF_REQUIRE_GPU=1 but no CUDA GPU is usable"
-    );
-    println!("skip {test}: no CUDA GPU (RLHF_REQUIRE_GPU=1 makes this a failure)");
-    false
-}
-
-fn fresh_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7)
-}
-
-/// Fails when `gpu` (on the GPU) and `cpu` differ beyond `rtol` relative plus `atol_frac` of
-/// the largest expected magnitude.
-#[track_caller]
-fn close(what: &str, seed: u64, gpu: &Tensor, cpu: &Tensor, rtol: f64, atol_frac: f64) {
-    assert_eq!(gpu.device(), GPU, "{what}: not on the GPU");
-    assert_eq!(gpu.dims(), cpu.dims(), "{what}: shape");
-    let actual = to_f64(&gpu.try_to_vec_f32().expect("download"));
-    let expected = to_f64(&cpu.to_vec_f32());
-    let peak = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let atol = atol_frac * peak.max(1e-12);
-    if let Some((i, a, e)) = first_mismatch(&actual, &expected, rtol, atol) {
-        panic!("{what}: element {i} is {a} on the GPU, {e} on the CPU (seed {seed})");
-    }
-}
-
-fn random_tokens(seed: u64, lengths: &[usize], vocab: usize) -> Vec<Vec<u32>> {
-    let mut rng = Rng::new(seed);
-    lengths
-        .iter()
-        .map(|&n| {
-            (0..n)
-                .map(|_| 1 + (rng.uniform_f64() * (vocab - 1) as f64) as u32 % (vocab as u32 - 1))
-                .collect()
-        })
-        .collect()
-}
+use common::{GPU, close, fresh_seed, gpu_ready, random_tokens};
 
 #[test]
 fn tiny_gpt2_forward_and_backward_match_the_cpu() {

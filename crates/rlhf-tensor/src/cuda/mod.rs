@@ -20,9 +20,10 @@
 //! - one module per kernel family: [`elementwise`], [`embedding`], [`layernorm`], [`gelu`],
 //!   [`softmax`], [`cross_entropy`], [`logprob`], [`reduce`], [`adamw`], [`attention`] (with the
 //!   key-padding mask), [`flash_attention`] (the fused causal attention, FA2 style; compiled,
-//!   not run), and [`matmul`] (the GEMM dispatch point: cuBLAS strided-batched GEMM, row-major,
-//!   or [`gemm`], our tensor-core / fp32 GEMM with a fused bias and GELU epilogue, chosen per
-//!   shape by [`gemm::chooser`]).
+//!   not run), [`sampling`] (greedy / top-k / top-p next-token sampling), [`kv_cache`]
+//!   (decoding attention over a key/value cache) and [`matmul`] (the GEMM dispatch point:
+//!   cuBLAS strided-batched GEMM, row-major, or [`gemm`], our tensor-core / fp32 GEMM with a
+//!   fused bias and GELU epilogue, chosen per shape by [`gemm::chooser`]).
 //!
 //! Every kernel computes in fp32 whatever the storage dtype. Launches are asynchronous on the
 //! device's stream; [`CudaDevice::download`] and [`CudaDevice::synchronize`] wait.
@@ -51,12 +52,14 @@ pub mod embedding;
 pub mod flash_attention;
 pub mod gelu;
 pub mod gemm;
+pub mod kv_cache;
 mod launch;
 pub mod layernorm;
 pub mod logprob;
 pub mod matmul;
 pub mod reduce;
 pub mod registry;
+pub mod sampling;
 pub mod softmax;
 pub(crate) mod storage;
 

@@ -28,11 +28,15 @@ pub enum KernelModule {
     FlashAttention,
     /// Our GEMM: bf16 tensor cores and fp32 CUDA cores, fused bias/GELU epilogue.
     Gemm,
+    /// Greedy / temperature / top-k / top-p sampling.
+    Sampling,
+    /// Decoding attention over a key/value cache.
+    KvCache,
 }
 
 impl KernelModule {
     /// Every module, in registry order.
-    pub const ALL: [KernelModule; 12] = [
+    pub const ALL: [KernelModule; 14] = [
         KernelModule::Elementwise,
         KernelModule::Embedding,
         KernelModule::Layernorm,
@@ -45,6 +49,8 @@ impl KernelModule {
         KernelModule::Attention,
         KernelModule::FlashAttention,
         KernelModule::Gemm,
+        KernelModule::Sampling,
+        KernelModule::KvCache,
     ];
 
     /// Position in [`KernelModule::ALL`].
@@ -67,6 +73,8 @@ impl KernelModule {
             KernelModule::Attention => "attention",
             KernelModule::FlashAttention => "flash_attention",
             KernelModule::Gemm => "gemm",
+            KernelModule::Sampling => "sampling",
+            KernelModule::KvCache => "kv_cache",
         }
     }
 
@@ -91,6 +99,8 @@ impl KernelModule {
                 include_str!("../../../../kernels/ptx/flash_attention.ptx")
             }
             KernelModule::Gemm => include_str!("../../../../kernels/ptx/gemm.ptx"),
+            KernelModule::Sampling => include_str!("../../../../kernels/ptx/sampling.ptx"),
+            KernelModule::KvCache => include_str!("../../../../kernels/ptx/kv_cache.ptx"),
         }
     }
 }

@@ -184,7 +184,9 @@ mod tests {
     use crate::Device;
     use crate::optim::{AdamWConfig, SgdConfig};
 
-    fn params() -> (Vec<Tensor>, Vec<Tensor>, Vec<(String, Vec<usize>)>) {
+    type Layout = Vec<(String, Vec<usize>)>;
+
+    fn params() -> (Vec<Tensor>, Vec<Tensor>, Layout) {
         let p = vec![
             Tensor::from_vec(vec![1.0, -2.0, 0.5], [3], Device::Cpu).unwrap(),
             Tensor::from_vec(vec![0.3, 0.1], [1, 2], Device::Cpu).unwrap(),
