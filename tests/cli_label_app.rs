@@ -385,5 +385,28 @@ fn tasks_samples_k_responses_per_prompt_from_a_checkpoint() {
     assert_eq!(loaded.len(), 2);
     assert_eq!(loaded[1].task.prompt_text(), "Name a colour.");
     assert!(loaded.iter().all(|t| t.task.responses.len() == 3));
+
+    // `--template hh` wraps each line in the dialogue template the pipeline's models know.
+    let out = rlhf()
+        .args(["label", "tasks", "--k", "2", "--max-new-tokens", "4"])
+        .args(["--template", "hh"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--out")
+        .arg(&tasks)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loaded = rlhf_label::load::read_tasks(&tasks, rlhf_label::load::TaskRole::Tasks).unwrap();
+    assert_eq!(
+        loaded[1].task.prompt_text(),
+        "\n\nHuman: Name a colour.\n\nAssistant:"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

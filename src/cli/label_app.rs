@@ -105,6 +105,10 @@ struct TasksArgs {
     /// Prompts, one per line.
     #[arg(long, value_name = "FILE")]
     prompts: PathBuf,
+    /// How a line becomes the model's prompt: `raw` (as written) or `hh` (the HH-RLHF dialogue
+    /// template `\n\nHuman: {line}\n\nAssistant:`, which `rlhf run`'s models are trained on).
+    #[arg(long, value_enum, default_value_t = PromptTemplate::Raw)]
+    template: PromptTemplate,
     /// Responses per prompt.
     #[arg(long, default_value_t = 4)]
     k: usize,
@@ -125,6 +129,15 @@ struct TasksArgs {
     top_p: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+/// How `rlhf label tasks` turns a line of the prompts file into a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PromptTemplate {
+    /// The line as written.
+    Raw,
+    /// The HH-RLHF dialogue template.
+    Hh,
 }
 
 /// Options of `rlhf label export`.
@@ -276,7 +289,10 @@ fn tasks(args: TasksArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", args.prompts.display()))?
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
+        .map(|l| match args.template {
+            PromptTemplate::Raw => l.to_string(),
+            PromptTemplate::Hh => rlhf_data::world::prompts::render_prompt(l.trim()),
+        })
         .collect();
     if prompts.is_empty() {
         bail!("{}: no prompts (one per line)", args.prompts.display());
