@@ -357,53 +357,33 @@ fn tasks_samples_k_responses_per_prompt_from_a_checkpoint() {
     let prompts = dir.join("prompts.txt");
     std::fs::write(&prompts, "What is 2+2?\n\nName a colour.\n").unwrap();
     let tasks = dir.join("tasks.jsonl");
-    let out = rlhf()
-        .args([
-            "label",
-            "tasks",
-            "--k",
-            "3",
-            "--max-new-tokens",
-            "6",
-            "--seed",
-            "1",
-        ])
-        .arg("--model")
-        .arg(&model)
-        .arg("--prompts")
-        .arg(&prompts)
-        .arg("--out")
-        .arg(&tasks)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let loaded = rlhf_label::load::read_tasks(&tasks, rlhf_label::load::TaskRole::Tasks).unwrap();
+    // Samples a task file from the model with `args` added; returns the tasks read back.
+    let sample = |args: &[&str]| {
+        let out = rlhf()
+            .args(["label", "tasks"])
+            .args(args)
+            .arg("--model")
+            .arg(&model)
+            .arg("--prompts")
+            .arg(&prompts)
+            .arg("--out")
+            .arg(&tasks)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rlhf_label::load::read_tasks(&tasks, rlhf_label::load::TaskRole::Tasks).unwrap()
+    };
+    let loaded = sample(&["--k", "3", "--max-new-tokens", "6", "--seed", "1"]);
     assert_eq!(loaded.len(), 2);
     assert_eq!(loaded[1].task.prompt_text(), "Name a colour.");
     assert!(loaded.iter().all(|t| t.task.responses.len() == 3));
 
     // `--template hh` wraps each line in the dialogue template the pipeline's models know.
-    let out = rlhf()
-        .args(["label", "tasks", "--k", "2", "--max-new-tokens", "4"])
-        .args(["--template", "hh"])
-        .arg("--model")
-        .arg(&model)
-        .arg("--prompts")
-        .arg(&prompts)
-        .arg("--out")
-        .arg(&tasks)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let loaded = rlhf_label::load::read_tasks(&tasks, rlhf_label::load::TaskRole::Tasks).unwrap();
+    let loaded = sample(&["--k", "2", "--max-new-tokens", "4", "--template", "hh"]);
     assert_eq!(
         loaded[1].task.prompt_text(),
         "\n\nHuman: Name a colour.\n\nAssistant:"
