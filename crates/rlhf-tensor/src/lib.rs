@@ -26,6 +26,9 @@
 //!   decisions on the CPU and a GPU).
 //! - [`optim`]: AdamW and SGD updating parameters in place, global-norm clipping (AdamW, the norm
 //!   and the clip also on CUDA, with a fused clipped step; SGD on CUDA too).
+//! - [`dist`]: collectives for data parallel over ranks (one process per device): a
+//!   [`dist::Communicator`] (world size 1, a TCP ring between CPU processes, or NCCL on GPUs),
+//!   all-reduce, reduce-scatter, all-gather, broadcast, barrier; the file rendezvous.
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
 //! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry, GEMM (cuBLAS or our
 //!   tensor-core kernel, chosen per shape), typed launch wrappers, and the device storage behind `Device::Cuda(n)` tensors. Detection never
@@ -57,6 +60,7 @@
 
 pub mod cuda;
 mod device;
+pub mod dist;
 mod dtype;
 mod error;
 mod float;
