@@ -53,6 +53,8 @@ impl Op {
 struct Links {
     next: TcpStream,
     prev: TcpStream,
+    /// Where reduce-scatter receives a chunk before adding it (kept between calls).
+    scratch: Vec<f32>,
 }
 
 /// A rank of the TCP ring.
@@ -157,7 +159,11 @@ impl TcpRing {
         Ok(TcpRing {
             rank,
             world_size,
-            links: Mutex::new(Links { next, prev }),
+            links: Mutex::new(Links {
+                next,
+                prev,
+                scratch: Vec::new(),
+            }),
         })
     }
 
@@ -257,11 +263,13 @@ impl TcpRing {
         for step in 0..n - 1 {
             let send = shard_range(data.len(), n, (self.rank + 2 * n - step - 1) % n);
             let recv = shard_range(data.len(), n, (self.rank + 2 * n - step - 2) % n);
-            let received =
-                self.exchange(links, Op::ReduceScatter, step, &data[send], recv.len())?;
-            for (mine, theirs) in data[recv].iter_mut().zip(received) {
+            let mut scratch = std::mem::take(&mut links.scratch);
+            scratch.resize(recv.len(), 0.0);
+            self.exchange(links, Op::ReduceScatter, step, &data[send], &mut scratch)?;
+            for (mine, theirs) in data[recv].iter_mut().zip(&scratch) {
                 *mine += theirs;
             }
+            links.scratch = scratch;
         }
         Ok(())
     }
@@ -273,13 +281,20 @@ impl TcpRing {
         for step in 0..n - 1 {
             let send = shard_range(data.len(), n, (self.rank + n - step) % n);
             let recv = shard_range(data.len(), n, (self.rank + 2 * n - step - 1) % n);
-            let received = self.exchange(links, Op::AllGather, step, &data[send], recv.len())?;
-            data[recv].copy_from_slice(&received);
+            // The two chunks are disjoint: receive straight into place.
+            let (send, recv) = if send.start < recv.start {
+                let (low, high) = data.split_at_mut(recv.start);
+                (&low[send], &mut high[..recv.len()])
+            } else {
+                let (low, high) = data.split_at_mut(send.start);
+                (&high[..send.len()], &mut low[recv])
+            };
+            self.exchange(links, Op::AllGather, step, send, recv)?;
         }
         Ok(())
     }
 
-    /// Sends `send` to the next rank while receiving `recv_len` values from the previous one
+    /// Sends `send` to the next rank while receiving `recv.len()` values from the previous one
     /// (the send runs on a scoped thread, so two ranks sending large chunks to each other never
     /// deadlock on full socket buffers).
     fn exchange(
@@ -288,22 +303,20 @@ impl TcpRing {
         op: Op,
         step: usize,
         send: &[f32],
-        recv_len: usize,
-    ) -> Result<Vec<f32>> {
-        let Links { next, prev } = links;
+        recv: &mut [f32],
+    ) -> Result<()> {
+        let Links { next, prev, .. } = links;
         let step = step as u16;
-        let mut received = vec![0.0f32; recv_len];
         let (sent, read) = std::thread::scope(|scope| {
             let sender = scope.spawn(|| write_frame(next, op, step, bytemuck::cast_slice(send)));
-            let read = read_frame(prev, op, step, bytemuck::cast_slice_mut(&mut received));
+            let read = read_frame(prev, op, step, bytemuck::cast_slice_mut(recv));
             let sent = sender
                 .join()
                 .unwrap_or_else(|_| Err("the sending thread panicked".into()));
             (sent, read)
         });
         sent.map_err(|e| self.peer_error(op, self.next_rank(), e))?;
-        read.map_err(|e| self.peer_error(op, self.prev_rank(), e))?;
-        Ok(received)
+        read.map_err(|e| self.peer_error(op, self.prev_rank(), e))
     }
 
     fn peer_error(&self, op: Op, peer: usize, reason: String) -> DistError {
