@@ -11,7 +11,7 @@
 //! - Buckets: the gradients are grouped in backward order (ln_f and the last block, then each
 //!   block down to block 0, then the embeddings) into flat ~25 MB buckets ([`BucketPlan`]). On
 //!   the last micro-batch of a step the backward reports each finished block
-//!   ([`Gpt::backward_with_hook`]); a bucket whose gradients are final is reduced while the
+//!   ([`crate::Gpt::backward_with_hook`]); a bucket whose gradients are final is reduced while the
 //!   backward goes on: on the TCP backend by a communication thread, on NCCL enqueued on the
 //!   device stream. Global-norm clipping then sees the summed gradients (the same on every
 //!   rank).

@@ -12,7 +12,7 @@
 //!
 //! Parts: [`BucketPlan`] ([`bucket`]: gradients grouped into ~25 MB flat buckets in the order
 //! the backward finishes them) over [`flat`] buffers, [`rendezvous`] (the `DIR/.rendezvous` file that ranks meet through), [`LaunchEnv`]
-//! ([`env`]: `RLHF_RANK`, `RLHF_WORLD_SIZE`, `RLHF_RUN_ID` set by a launcher), [`shard_range`]
+//! ([`mod@env`]: `RLHF_RANK`, `RLHF_WORLD_SIZE`, `RLHF_RUN_ID` set by a launcher), [`shard_range`]
 //! (how a buffer is cut into one chunk per rank), [`DistError`].
 //!
 //! Chunks: a buffer of `len` elements is cut into N contiguous chunks, the first `len % N` one

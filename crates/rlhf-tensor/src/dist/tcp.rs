@@ -10,7 +10,7 @@
 //! N-1 steps (rank r ends owning the sum of chunk r), then an all-gather in N-1 steps. Each
 //! chunk is summed once, by one chain of ranks in a fixed order, and then copied: every rank
 //! ends with bit-identical sums. Each rank sends 2 (N-1)/N of the buffer. Chunks are the
-//! [`shard_range`](super::shard_range)s, so any length works (chunks may be empty).
+//! [`super::shard_range`] chunks, so any length works (chunks may be empty).
 //!
 //! Every message carries a header (magic, op, step, byte length) that the receiver checks, so
 //! ranks that call different collectives fail with an error instead of reading garbage; a peer
