@@ -11,6 +11,8 @@
 //! - [`ModelInput`] ([`input`]): tokens, attention mask, position ids from the mask; left/right
 //!   padding.
 //! - [`Gpt`] ([`model`]): forward keeping activations, backward block by block in reverse.
+//! - [`Recompute`] ([`recompute`]): optional activation recomputation (LayerNorm and GELU
+//!   outputs dropped by the forward, rebuilt by the backward) and [`Forward::activation_bytes`].
 //! - [`heads`]: the tied LM head, chunked fused cross-entropy and selected log-prob/entropy paths
 //!   that never hold (B, T, V) logits.
 //! - [`checkpoint`]: HF GPT-2 directories (`config.json` + `model.safetensors`), atomic writes
@@ -52,6 +54,7 @@ pub mod input;
 pub mod kv_cache;
 pub mod model;
 pub mod params;
+pub mod recompute;
 pub mod sampling;
 pub mod schedule;
 pub mod train;
@@ -66,11 +69,14 @@ pub use input::{ModelInput, Padding, position_ids_from_mask};
 pub use kv_cache::KvCache;
 pub use model::{Forward, Gpt};
 pub use params::{BlockParams, GptParams, ScalarHeads};
+pub use recompute::Recompute;
 pub use sampling::Sampling;
 pub use schedule::{Decay, LrSchedule};
 pub use train::{EvalLog, OptimizerConfig, Precision, StepLog, TrainConfig, TrainEvent, Trainer};
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod recompute_tests;
 #[cfg(test)]
 mod train_tests;

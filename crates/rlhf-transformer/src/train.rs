@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Example, lm_batch};
 use crate::schedule::{Decay, LrSchedule};
 use crate::trainer_state::{self, TrainerState};
-use crate::{Gpt, GptParams, ModelError, Result};
+use crate::{Gpt, GptParams, ModelError, Recompute, Result};
 
 /// Which optimizer updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -99,6 +99,9 @@ pub struct TrainConfig {
     /// Storage precision of the forward and backward (bf16 needs a CUDA device).
     #[serde(default)]
     pub precision: Precision,
+    /// Activation recomputation in the forward and backward (same gradients, less memory).
+    #[serde(default)]
+    pub recompute: Recompute,
 }
 
 impl TrainConfig {
@@ -122,6 +125,7 @@ impl TrainConfig {
             save_every: 0,
             pad_token_id: 0,
             precision: Precision::F32,
+            recompute: Recompute::Off,
         }
     }
 
@@ -252,7 +256,7 @@ impl Trainer {
 
     /// Resumes from a checkpoint directory written by [`Trainer::save`] (model, optimizer
     /// moments, step, data order and RNG). `config` must match the saved one except
-    /// `total_steps`, `eval_every` and `save_every`.
+    /// `total_steps`, `eval_every`, `save_every` and `recompute`.
     pub fn resume(dir: &Path, config: TrainConfig, device: rlhf_tensor::Device) -> Result<Trainer> {
         let model = Gpt::load(dir, device)?;
         let mut trainer = Trainer::new(model, config)?;
@@ -320,7 +324,7 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let model = self.compute.as_ref().unwrap_or(&self.model);
         for batch in batches.iter().filter(|b| b.count > 0) {
-            let fwd = model.forward(&batch.input)?;
+            let fwd = model.forward_with(&batch.input, self.config.recompute)?;
             let share = batch.count as f32 / total as f32;
             let out =
                 model.lm_loss_scaled(&fwd.hidden, &batch.targets, Some(&mut self.grads), share)?;
