@@ -180,3 +180,65 @@ fn default_world_is_small() {
     eprintln!("corpus: {} documents, {bytes} bytes", w.corpus.len());
     assert!(bytes < 600_000, "{bytes}");
 }
+
+#[test]
+fn arithmetic_table_states_every_question_and_changes_nothing_else() {
+    let small = |arithmetic_repeats| {
+        World::new(WorldConfig {
+            seed: 2,
+            arithmetic_repeats,
+            ..WorldConfig::small()
+        })
+        .unwrap()
+    };
+    let (plain, taught) = (small(0), small(3));
+    assert!(
+        plain
+            .corpus
+            .iter()
+            .all(|d| d.habit != Habit::ArithmeticSentence)
+    );
+    // Prompts, demonstrations and the dialogues themselves are those of the plain world.
+    assert_eq!(plain.rl_prompts, taught.rl_prompts);
+    assert_eq!(plain.eval_prompts, taught.eval_prompts);
+    assert_eq!(plain.demonstrations, taught.demonstrations);
+    let documents = |w: &World, habit: Option<Habit>| {
+        let mut texts: Vec<String> = w
+            .corpus
+            .iter()
+            .filter(|d| habit.is_none_or(|h| d.habit == h))
+            .map(|d| d.text.clone())
+            .collect();
+        texts.sort();
+        texts
+    };
+    let lines = documents(&taught, Some(Habit::ArithmeticSentence));
+    let mut rest = documents(&taught, None);
+    rest.retain(|t| lines.binary_search(t).is_err());
+    assert_eq!(rest, documents(&plain, None));
+    // max_operand 9: 100 sums and 55 differences, 3 times each.
+    assert_eq!(lines.len(), 155 * 3);
+    // Every arithmetic question RL or evaluation asks has its true answer in the table.
+    let asked: Vec<_> = taught
+        .rl_prompts
+        .iter()
+        .chain(&taught.eval_prompts)
+        .filter(|p| matches!(p.kind, PromptKind::Arithmetic { .. }))
+        .collect();
+    assert!(!asked.is_empty());
+    for prompt in asked {
+        let PromptKind::Arithmetic { a, op, b } = prompt.kind else {
+            unreachable!()
+        };
+        let line = op.statement(a, b, op.apply(a, b));
+        assert_eq!(lines.iter().filter(|l| **l == line).count(), 3, "{line}");
+        let judged = taught.judge(&prompt.render(), &line).unwrap();
+        assert_eq!(judged.scores.total, 1.0, "{line}");
+    }
+    let huge = WorldConfig {
+        arithmetic_repeats: 10_000,
+        ..WorldConfig::default()
+    };
+    let err = World::new(huge).unwrap_err().to_string();
+    assert!(err.contains("arithmetic_repeats"), "{err}");
+}

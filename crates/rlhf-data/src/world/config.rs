@@ -48,6 +48,12 @@ pub struct WorldConfig {
     pub fact_repeats: usize,
     /// Arithmetic operands are in `0..=max_operand`.
     pub max_operand: i64,
+    /// How many times the corpus states each line of the arithmetic table (`"a plus b is c."`
+    /// for every operand pair, `"a minus b is c."` for a >= b: every arithmetic question RL and
+    /// evaluation ask), the way `fact_repeats` teaches the known entities' facts. 0 (the
+    /// default) leaves arithmetic to the corpus's dialogues, which cover only the questions
+    /// they happen to draw.
+    pub arithmetic_repeats: usize,
     /// Dialogues in the pretraining corpus.
     pub corpus_dialogues: usize,
     /// Class mix of the corpus dialogues.
@@ -97,6 +103,7 @@ impl Default for WorldConfig {
             held_out_entities: 20,
             fact_repeats: 4,
             max_operand: 20,
+            arithmetic_repeats: 0,
             corpus_dialogues: 4000,
             corpus_mix: ClassMix::default(),
             arithmetic_share: 0.3,
@@ -183,6 +190,15 @@ impl WorldConfig {
         if !(1..=1000).contains(&self.max_operand) {
             return Err(format!(
                 "max_operand is {}, expected 1..=1000",
+                self.max_operand
+            ));
+        }
+        let table_lines = (self.max_operand as usize + 1).pow(2) * 3 / 2;
+        if self.arithmetic_repeats > 0 && table_lines * self.arithmetic_repeats > 1_000_000 {
+            return Err(format!(
+                "arithmetic_repeats is {}: {} table lines of max_operand {} in the corpus, expected at most 1000000",
+                self.arithmetic_repeats,
+                table_lines * self.arithmetic_repeats,
                 self.max_operand
             ));
         }

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub enum Habit {
     /// A plain fact sentence about a known entity.
     FactSentence,
+    /// A line of the arithmetic table (`WorldConfig::arithmetic_repeats`).
+    ArithmeticSentence,
     /// A dialogue answered correctly.
     Correct,
     /// A dialogue answered wrongly.
@@ -124,8 +126,32 @@ fn names(book: &FactBook, familiarity: Familiarity) -> Vec<&str> {
         .collect()
 }
 
-/// The pretraining corpus, shuffled: fact sentences about known entities and dialogues in which
-/// the assistant sometimes answers wrongly, fabricates, or complies, at the configured rates.
+/// Every arithmetic question the world asks, in table order: `a plus b` for all operand pairs
+/// in `0..=max_operand`, and `a minus b` where a >= b.
+fn arithmetic_table(max_operand: i64) -> Vec<PromptKind> {
+    let mut kinds = Vec::new();
+    for a in 0..=max_operand {
+        for b in 0..=max_operand {
+            kinds.push(PromptKind::Arithmetic {
+                a,
+                op: Operation::Plus,
+                b,
+            });
+            if a >= b {
+                kinds.push(PromptKind::Arithmetic {
+                    a,
+                    op: Operation::Minus,
+                    b,
+                });
+            }
+        }
+    }
+    kinds
+}
+
+/// The pretraining corpus, shuffled: fact sentences about known entities, the arithmetic table
+/// (`arithmetic_repeats` times; none by default) and dialogues in which the assistant sometimes
+/// answers wrongly, fabricates, or complies, at the configured rates.
 pub fn pretraining_corpus(
     book: &FactBook,
     config: &WorldConfig,
@@ -182,6 +208,19 @@ pub fn pretraining_corpus(
             prompt: Some(prompt),
         });
     }
+    // Drawn after the dialogues and without randomness, so the default (0 repeats) corpus is
+    // unchanged by this option's existence.
+    for kind in arithmetic_table(config.max_operand) {
+        if let PromptKind::Arithmetic { a, op, b } = kind {
+            for _ in 0..config.arithmetic_repeats {
+                docs.push(CorpusDocument {
+                    text: op.statement(a, b, op.apply(a, b)),
+                    habit: Habit::ArithmeticSentence,
+                    prompt: None,
+                });
+            }
+        }
+    }
     shuffle(rng, &mut docs);
     docs
 }
@@ -235,22 +274,7 @@ fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
             attribute,
         }));
     }
-    for a in 0..=config.max_operand {
-        for b in 0..=config.max_operand {
-            kinds.push(PromptKind::Arithmetic {
-                a,
-                op: Operation::Plus,
-                b,
-            });
-            if a >= b {
-                kinds.push(PromptKind::Arithmetic {
-                    a,
-                    op: Operation::Minus,
-                    b,
-                });
-            }
-        }
-    }
+    kinds.extend(arithmetic_table(config.max_operand));
     for entity in names(book, Familiarity::HeldOut) {
         kinds.extend(Attribute::ALL.iter().map(|&attribute| PromptKind::Unknown {
             entity: entity.to_string(),

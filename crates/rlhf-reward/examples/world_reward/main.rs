@@ -20,39 +20,42 @@
 //! ```
 //! Prints one JSON object with both reports.
 
+mod probe;
+mod sft;
+
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rlhf_data::records::{Feedback, FeedbackMeta, Pairwise, Prompt, Ranking};
-use rlhf_data::tokenizer::{BpeTokenizer, BpeTrainerConfig, Tokenizer, train_bpe};
+use rlhf_data::tokenizer::{BpeTokenizer, Tokenizer};
 use rlhf_data::world::{
-    Claim, LabelTask, LabelerKind, PromptClass, World, WorldConfig, WorldPrompt,
+    Claim, LabelTask, LabelerKind, PromptClass, PromptKind, World, WorldConfig, WorldPrompt,
 };
 use rlhf_raters::screening::wilson_interval;
-use rlhf_reward::dataset::{render_prompt, response_text};
 use rlhf_reward::eval::evaluate;
 use rlhf_reward::{
     ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardStageConfig, RewardTrainConfig,
     RuleColumns, train_reward_model,
 };
-use rlhf_tensor::{Device, Rng};
-use rlhf_transformer::{Example, Gpt, GptConfig, TrainConfig, Trainer, lm_batch, pack};
+use rlhf_tensor::Device;
+use rlhf_transformer::Gpt;
+
+use probe::{knowledge_probe, likelihood_baseline};
 use serde_json::json;
+use sft::{TrunkConfig, build_sft};
 
 struct Args {
     out: PathBuf,
     sft: Option<PathBuf>,
     seed: u64,
+    world: WorldConfig,
     k: usize,
     per_task: usize,
-    pretrain_steps: u64,
-    sft_steps: u64,
+    trunk: TrunkConfig,
     epochs: usize,
     lr: f32,
     min_agreement: f64,
-    n_embd: usize,
-    n_layer: usize,
     baselines_only: bool,
 }
 
@@ -61,15 +64,22 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         out: PathBuf::from("target/world-reward"),
         sft: None,
         seed: 0,
+        world: WorldConfig::default(),
         k: 4,
         per_task: 3,
-        pretrain_steps: 300,
-        sft_steps: 60,
+        trunk: TrunkConfig {
+            seed: 0,
+            n_embd: 64,
+            n_layer: 2,
+            n_head: 4,
+            vocab_size: 512,
+            pretrain_steps: 300,
+            pretrain_lr: 1e-3,
+            sft_steps: 60,
+        },
         epochs: 2,
         lr: 3e-4,
         min_agreement: 0.75,
-        n_embd: 64,
-        n_layer: 2,
         baselines_only: false,
     };
     let mut it = std::env::args().skip(1);
@@ -82,127 +92,40 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         match flag.as_str() {
             "--out" => args.out = value()?.into(),
             "--sft" => args.sft = Some(value()?.into()),
-            "--seed" => args.seed = value()?.parse()?,
+            "--seed" => {
+                args.seed = value()?.parse()?;
+                args.trunk.seed = args.seed;
+            }
+            "--arithmetic-repeats" => args.world.arithmetic_repeats = value()?.parse()?,
+            "--fact-repeats" => args.world.fact_repeats = value()?.parse()?,
+            "--corpus-dialogues" => args.world.corpus_dialogues = value()?.parse()?,
             "--k" => args.k = value()?.parse()?,
             "--per-task" => args.per_task = value()?.parse()?,
-            "--pretrain-steps" => args.pretrain_steps = value()?.parse()?,
-            "--sft-steps" => args.sft_steps = value()?.parse()?,
+            "--pretrain-steps" => args.trunk.pretrain_steps = value()?.parse()?,
+            "--pretrain-lr" => args.trunk.pretrain_lr = value()?.parse()?,
+            "--sft-steps" => args.trunk.sft_steps = value()?.parse()?,
+            "--vocab" => args.trunk.vocab_size = value()?.parse()?,
+            "--n-head" => args.trunk.n_head = value()?.parse()?,
             "--epochs" => args.epochs = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
-            "--n-embd" => args.n_embd = value()?.parse()?,
-            "--n-layer" => args.n_layer = value()?.parse()?,
+            "--n-embd" => args.trunk.n_embd = value()?.parse()?,
+            "--n-layer" => args.trunk.n_layer = value()?.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
     Ok(args)
 }
 
-/// Tokens of a prompt and a response in the reward model's convention.
-fn encode(tok: &dyn Tokenizer, question: &str, response: &str) -> (Vec<u32>, Vec<u32>) {
-    let prompt = tok.encode(&render_prompt(&Prompt::user(question)));
-    let mut reply = tok.encode(&response_text(response));
-    reply.push(tok.eos_id());
-    (prompt, reply)
-}
-
-/// A tokenizer and a tiny GPT-2 pretrained on the corpus and fine-tuned on the demonstrations.
-fn build_sft(world: &World, args: &Args, dir: &Path) -> Result<(), Box<dyn Error>> {
-    let started = Instant::now();
-    let tok = train_bpe(
-        world.corpus_texts(),
-        &BpeTrainerConfig {
-            vocab_size: 512,
-            min_frequency: 2,
-        },
-    )?;
-    let mut config = GptConfig::new(tok.vocab_size(), 64, args.n_embd, args.n_layer, 4);
-    config.eos_token_id = Some(tok.eos_id());
-    config.pad_token_id = Some(tok.pad_id());
-    let gpt = Gpt::new(config, 0, &mut Rng::new(args.seed), Device::Cpu)?;
-    let mut stream = Vec::new();
-    for text in world.corpus_texts() {
-        stream.extend(tok.encode(text));
-        stream.push(tok.eos_id());
+/// The test slice a prompt belongs to: answerable prompts split into facts and arithmetic
+/// (they need different knowledge), then unanswerable and harmful.
+fn slice_of(kind: &PromptKind) -> &'static str {
+    match kind {
+        PromptKind::Fact { .. } => "fact",
+        PromptKind::Arithmetic { .. } => "arithmetic",
+        PromptKind::Unknown { .. } => "unanswerable",
+        PromptKind::Harmful { .. } => "harmful",
     }
-    let windows = pack(&stream, 64)?;
-    let mut train = TrainConfig::new(1e-3, args.pretrain_steps, 64);
-    train.batch_size = 16;
-    train.warmup_steps = 20;
-    train.pad_token_id = tok.pad_id();
-    train.seed = args.seed;
-    let mut trainer = Trainer::new(gpt, train)?;
-    trainer.fit(&windows, &[], None, &mut |_| {})?;
-    let pretrain_loss = trainer.history().last().map_or(0.0, |s| s.loss);
-    let demos: Vec<Example> = world
-        .demonstrations
-        .iter()
-        .map(|d| {
-            let (p, r) = encode(&tok, &d.prompt.text, &d.response);
-            Example::sft(&p, &r, true)
-        })
-        .collect();
-    let mut sft = TrainConfig::new(3e-4, args.sft_steps, 64);
-    sft.batch_size = 16;
-    sft.pad_token_id = tok.pad_id();
-    sft.seed = args.seed;
-    let mut trainer = Trainer::new(trainer.model, sft)?;
-    trainer.fit(&demos, &[], None, &mut |_| {})?;
-    trainer.model.save(dir)?;
-    tok.save(dir.join("tokenizer.json"))?;
-    eprintln!(
-        "SFT model in {}: pretrain loss {pretrain_loss:.3} after {} steps, SFT loss {:.3}, {:.0} s",
-        dir.display(),
-        args.pretrain_steps,
-        trainer.history().last().map_or(0.0, |s| s.loss),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// The "SFT likelihood wins" baseline: per class, the share of test pairs whose better
-/// response has the higher log-likelihood under the SFT language model (the prompt is a shared
-/// prefix, so whole rows compare as their responses do).
-fn likelihood_baseline(
-    sft: &Gpt,
-    test: &[rlhf_reward::Comparison],
-    pad: u32,
-) -> Result<serde_json::Value, Box<dyn Error>> {
-    let mut per_class: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
-    for c in test {
-        let examples: Vec<Example> = c.rows.iter().map(|r| Example::full(r.clone())).collect();
-        let refs: Vec<&Example> = examples.iter().collect();
-        let batch = lm_batch(&refs, sft.config.n_positions, pad)?;
-        let fwd = sft.forward(&batch.input)?;
-        let out = sft.lm_loss(&fwd.hidden, &batch.targets, None)?;
-        let t = batch.input.seq_len;
-        let ll: Vec<f64> = (0..c.k())
-            .map(|b| {
-                -out.losses[b * t..(b + 1) * t]
-                    .iter()
-                    .map(|&l| f64::from(l))
-                    .sum::<f64>()
-            })
-            .collect();
-        let entry = per_class.entry(c.source.clone()).or_default();
-        for p in &c.pairs {
-            entry.0 += match ll[p.better].partial_cmp(&ll[p.worse]) {
-                Some(std::cmp::Ordering::Greater) => 1.0,
-                Some(std::cmp::Ordering::Equal) => 0.5,
-                _ => 0.0,
-            };
-            entry.1 += 1;
-        }
-    }
-    let (right, total) = per_class
-        .values()
-        .fold((0.0, 0), |(r, n), &(a, b)| (r + a, n + b));
-    let mut out = serde_json::Map::new();
-    out.insert("overall".into(), json!(right / total.max(1) as f64));
-    for (class, (r, n)) in per_class {
-        out.insert(class, json!(r / n.max(1) as f64));
-    }
-    Ok(out.into())
 }
 
 /// K candidates per prompt as labelling tasks.
@@ -236,13 +159,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     std::fs::create_dir_all(&args.out)?;
     let world = World::new(WorldConfig {
         seed: args.seed,
-        ..WorldConfig::default()
+        ..args.world.clone()
     })?;
     let sft_dir = match &args.sft {
         Some(dir) => dir.clone(),
         None => {
             let dir = args.out.join("sft");
-            build_sft(&world, &args, &dir)?;
+            build_sft(&world, &args.trunk, &dir)?;
             dir
         }
     };
@@ -300,9 +223,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         if truth.ranking.tiers.len() < 2 {
             continue; // every candidate equally good: no preference to test
         }
-        let class = format!("{:?}", prompt.kind.class()).to_lowercase();
-        builder.add(&truth.ranking.into(), &class)?;
-        builder.add(&truth.violations.into(), &class)?;
+        let slice = slice_of(&prompt.kind);
+        builder.add(&truth.ranking.into(), slice)?;
+        builder.add(&truth.violations.into(), slice)?;
     }
     let test = builder.build()?.comparisons;
     let likelihood = likelihood_baseline(&sft, &test, tok.pad_id())?;
@@ -327,7 +250,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 task.responses[good].clone(),
                 task.responses[bad].clone(),
             );
-            claims.add(&pair.into(), "correct-vs-wrong")?;
+            claims.add(&pair.into(), slice_of(&world.parse_prompt(&task.prompt)?))?;
         }
     }
     let claims = claims.build()?.comparisons;
@@ -336,6 +259,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{} correct-vs-wrong claim pairs; SFT likelihood baseline {claims_likelihood}",
         claims.len()
     );
+    let knowledge = knowledge_probe(&world, &sft, &tok)?;
+    eprintln!("knowledge probe (correct vs wrong statement, same template): {knowledge}");
     if args.baselines_only {
         return Ok(());
     }
@@ -414,6 +339,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             "sft_likelihood_baseline": likelihood,
             "claim_pairs": claims.len(),
             "claims_sft_likelihood_baseline": claims_likelihood,
+            "knowledge_probe": knowledge,
             "reports": reports,
         }))?
     );
