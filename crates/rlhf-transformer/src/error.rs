@@ -10,6 +10,9 @@ pub enum ModelError {
     /// A tensor op refused its inputs.
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A collective between data-parallel ranks failed.
+    #[error(transparent)]
+    Dist(#[from] rlhf_tensor::dist::DistError),
     /// The configuration is inconsistent.
     #[error("invalid config: {field}: {reason}")]
     Config {

@@ -22,6 +22,9 @@
 //! - [`Trainer`] ([`train`], [`data`], [`schedule`], [`trainer_state`]): pretraining on packed
 //!   text and SFT with a response-only loss; AdamW/SGD, warmup + decay, clipping, accumulation,
 //!   validation, checkpoints and exact resume; f32 or bf16 mixed [`Precision`].
+//! - [`DataParallel`] ([`data_parallel`]): one rank of a data-parallel run: its slice of every
+//!   global batch, gradients summed over ranks in ~25 MB buckets overlapped with the backward
+//!   ([`Gpt::backward_with_hook`]), optional ZeRO-1 optimizer-state sharding.
 //!
 //! Every path runs on any device: build or load a model on `Device::Cuda(n)` (or move it with
 //! [`Gpt::to_device`]) and the forward, backward, chunked heads, KV-cache generation (cache,
@@ -46,6 +49,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
 mod error;
 pub mod files;
 pub mod generate;
@@ -62,6 +66,7 @@ pub mod trainer_state;
 
 pub use config::GptConfig;
 pub use data::{Example, LmBatch, lm_batch, pack};
+pub use data_parallel::DataParallel;
 pub use error::{ModelError, Result};
 pub use generate::{Generation, GenerationConfig};
 pub use heads::{LmLoss, LogProbs, next_token_targets};
@@ -74,6 +79,8 @@ pub use sampling::Sampling;
 pub use schedule::{Decay, LrSchedule};
 pub use train::{EvalLog, OptimizerConfig, Precision, StepLog, TrainConfig, TrainEvent, Trainer};
 
+#[cfg(test)]
+mod data_parallel_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

@@ -285,6 +285,21 @@ impl Gpt {
         dscalars: Option<&Tensor>,
         grads: &mut GptParams,
     ) -> Result<()> {
+        self.backward_with_hook(fwd, dhidden, dscalars, grads, &mut |_, _| Ok(()))
+    }
+
+    /// [`Gpt::backward`], calling `block_done(i, grads)` as soon as block i's backward has
+    /// finished (blocks go in reverse, L-1 down to 0): from then on block i's gradients, and
+    /// `ln_f`'s and the scalar heads', are final for this pass, so data parallel can start
+    /// reducing them while the backward goes on. The embeddings' are final when this returns.
+    pub fn backward_with_hook(
+        &self,
+        fwd: &Forward,
+        dhidden: Option<&Tensor>,
+        dscalars: Option<&Tensor>,
+        grads: &mut GptParams,
+        block_done: &mut dyn FnMut(usize, &GptParams) -> Result<()>,
+    ) -> Result<()> {
         let p = &self.params;
         let mut dh = match dhidden {
             Some(d) => {
@@ -315,14 +330,12 @@ impl Gpt {
         grads.ln_f_bias.add_assign(&ln_f.dbeta)?;
         let mut dresidual = ln_f.dx; // (B, T, C)
         let eps = self.config.layer_norm_epsilon;
-        for ((w, cache), g) in p
-            .blocks
-            .iter()
-            .zip(&fwd.blocks)
-            .zip(&mut grads.blocks)
-            .rev()
-        {
-            dresidual = block_backward(w, cache, dresidual, g, eps)?;
+        for i in (0..p.blocks.len()).rev() {
+            let cache = fwd.blocks.get(i).ok_or_else(|| {
+                ModelError::Input("the forward ran a model with fewer blocks".into())
+            })?;
+            dresidual = block_backward(&p.blocks[i], cache, dresidual, &mut grads.blocks[i], eps)?;
+            block_done(i, grads)?;
         }
         let input = &fwd.input;
         let ids = TokenIds::new(&input.tokens, input.batch, input.seq_len)

@@ -14,6 +14,7 @@ use rlhf_tensor::{DType, Device, Rng};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, lm_batch};
+use crate::data_parallel::DataParallel;
 use crate::schedule::{Decay, LrSchedule};
 use crate::trainer_state::{self, TrainerState};
 use crate::{Gpt, GptParams, ModelError, Recompute, Result};
@@ -225,6 +226,8 @@ pub struct Trainer {
     grads: GptParams,
     /// The bf16 copy of the weights that runs the passes under [`Precision::Bf16`].
     compute: Option<Gpt>,
+    /// Data parallel over more than one rank (see [`Trainer::set_data_parallel`]).
+    parallel: Option<DataParallel>,
 }
 
 impl Trainer {
@@ -251,7 +254,27 @@ impl Trainer {
             state,
             grads,
             compute,
+            parallel: None,
         })
+    }
+
+    /// Trains as one rank of a data-parallel run: this rank takes its slice of every global
+    /// batch of `batch_size` examples and the gradients are summed over ranks (see
+    /// [`crate::data_parallel`]). A world size of 1 changes nothing.
+    pub fn set_data_parallel(&mut self, parallel: DataParallel) -> Result<()> {
+        let world = parallel.world_size();
+        if world > 1 && self.config.batch_size < world {
+            return Err(ModelError::config(
+                "batch_size",
+                format!(
+                    "{} is smaller than the world size {world}: every rank needs at least one \
+                     example of each global batch",
+                    self.config.batch_size
+                ),
+            ));
+        }
+        self.parallel = (world > 1).then_some(parallel);
+        Ok(())
     }
 
     /// Resumes from a checkpoint directory written by [`Trainer::save`] (model, optimizer
@@ -274,10 +297,21 @@ impl Trainer {
         &self.state.history
     }
 
-    /// Writes the model and the trainer state to `dir`, every file atomically.
+    /// Writes the model and the trainer state to `dir`, every file atomically. Under data
+    /// parallel every rank must call it (ZeRO-1 gathers the optimizer state) and rank 0 alone
+    /// writes.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        let gathered = match &self.parallel {
+            Some(p) if p.is_zero1() => {
+                Some(p.gather_optimizer(&self.optimizer, &self.model.params)?)
+            }
+            _ => None,
+        };
+        if self.parallel.as_ref().is_some_and(|p| p.rank() != 0) {
+            return Ok(());
+        }
         self.model.save(dir)?;
-        trainer_state::save(self, dir)
+        trainer_state::save(self, gathered.as_ref().unwrap_or(&self.optimizer), dir)
     }
 
     /// The next `batch_size` examples in the seeded order, starting a new epoch when one ends.
@@ -313,33 +347,73 @@ impl Trainer {
         }
         let start = Instant::now();
         let pad = self.config.pad_token_id;
+        let (seq_len, parallel) = (self.config.seq_len, self.parallel.clone());
+        // Each micro-batch as this rank trains on it, with the global batch's token count.
         let batches = (0..self.config.grad_accum_steps)
             .map(|_| {
                 let examples = self.next_examples(data);
-                lm_batch(&examples, self.config.seq_len, pad)
+                match &parallel {
+                    Some(p) => p.local_batch(&examples, seq_len, pad),
+                    None => lm_batch(&examples, seq_len, pad).map(|b| {
+                        let count = b.count;
+                        (b, count)
+                    }),
+                }
             })
             .collect::<Result<Vec<_>>>()?;
-        let total: usize = batches.iter().map(|b| b.count).sum();
+        let total: usize = batches.iter().map(|(_, global)| global).sum();
+        // Gradients are summed over ranks during the last scored micro-batch's backward.
+        let reduce_in = parallel
+            .as_ref()
+            .filter(|p| !p.is_zero1())
+            .map(|p| (p, batches.iter().rposition(|(b, _)| b.count > 0)));
         self.grads.fill_zero();
         let mut loss_sum = 0.0f64;
         let model = self.compute.as_ref().unwrap_or(&self.model);
-        for batch in batches.iter().filter(|b| b.count > 0) {
+        for (index, (batch, _)) in batches.iter().enumerate().filter(|(_, (b, _))| b.count > 0) {
             let fwd = model.forward_with(&batch.input, self.config.recompute)?;
             let share = batch.count as f32 / total as f32;
             let out =
                 model.lm_loss_scaled(&fwd.hidden, &batch.targets, Some(&mut self.grads), share)?;
             loss_sum += f64::from(out.loss) * batch.count as f64;
-            model.backward(&fwd, out.dhidden.as_ref(), None, &mut self.grads)?;
+            match reduce_in {
+                Some((p, last)) if last == Some(index) => p.backward_reduced(
+                    &mut self.grads,
+                    Some(&mut |grads, hook| {
+                        model.backward_with_hook(&fwd, out.dhidden.as_ref(), None, grads, hook)
+                    }),
+                )?,
+                _ => model.backward(&fwd, out.dhidden.as_ref(), None, &mut self.grads)?,
+            }
         }
-        let grad_norm = match self.config.max_grad_norm {
-            Some(max) => clip_grad_norm(&mut self.grads.tensors_mut(), max)?,
-            None => rlhf_tensor::optim::global_grad_norm(&self.grads.tensors())?,
-        };
+        if let Some((p, None)) = reduce_in {
+            p.backward_reduced(&mut self.grads, None)?;
+        }
+        if let Some(p) = &parallel {
+            let mut sum = [loss_sum as f32];
+            p.sum_host(&mut sum)?;
+            loss_sum = f64::from(sum[0]);
+        }
         let lr = self.config.schedule().lr(self.state.step);
-        let grads = self.grads.tensors();
-        let mut params = self.model.params.tensors_mut();
-        self.optimizer.step_with_lr(&mut params, &grads, lr)?;
-        drop(params);
+        let grad_norm = match parallel.as_ref().filter(|p| p.is_zero1()) {
+            Some(p) => p.zero1_step(
+                &mut self.model.params,
+                &self.grads,
+                &mut self.optimizer,
+                lr,
+                self.config.max_grad_norm,
+            )?,
+            None => {
+                let grad_norm = match self.config.max_grad_norm {
+                    Some(max) => clip_grad_norm(&mut self.grads.tensors_mut(), max)?,
+                    None => rlhf_tensor::optim::global_grad_norm(&self.grads.tensors())?,
+                };
+                let grads = self.grads.tensors();
+                let mut params = self.model.params.tensors_mut();
+                self.optimizer.step_with_lr(&mut params, &grads, lr)?;
+                grad_norm
+            }
+        };
         if self.compute.is_some() {
             self.compute = compute_copy(&self.model, self.config.precision)?;
         }

@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use rlhf_tensor::optim::{StateMismatch, unused_state};
+use rlhf_tensor::optim::{Optimizer, StateMismatch, unused_state};
 use rlhf_tensor::{Rng, RngState, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -56,8 +56,9 @@ impl TrainerState {
     }
 }
 
-/// Writes the trainer state beside the model in `dir`.
-pub(crate) fn save(trainer: &Trainer, dir: &Path) -> Result<()> {
+/// Writes the trainer state beside the model in `dir`, with `optimizer`'s state (the trainer's,
+/// or under ZeRO-1 the one gathered from every rank's shard).
+pub(crate) fn save(trainer: &Trainer, optimizer: &Optimizer, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let names: Vec<String> = trainer
         .model
@@ -66,9 +67,9 @@ pub(crate) fn save(trainer: &Trainer, dir: &Path) -> Result<()> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let tensors = trainer.optimizer.named_state("", &names);
+    let tensors = optimizer.named_state("", &names);
     let mut state = trainer.state.clone();
-    state.optimizer_step = trainer.optimizer.step_count();
+    state.optimizer_step = optimizer.step_count();
     save_safetensors(&dir.join(STATE_TENSORS), &tensors)?;
     let path = dir.join(STATE_JSON);
     let json = serde_json::to_vec_pretty(&state).map_err(|source| ModelError::Json {

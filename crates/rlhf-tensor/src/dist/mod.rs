@@ -10,7 +10,8 @@
 //! - [`Communicator::Nccl`] ([`nccl`]): device tensors (f32 or bf16) through NCCL, loaded at run
 //!   time (compiled, not run here).
 //!
-//! Parts: [`rendezvous`] (the `DIR/.rendezvous` file that ranks meet through), [`LaunchEnv`]
+//! Parts: [`BucketPlan`] ([`bucket`]: gradients grouped into ~25 MB flat buckets in the order
+//! the backward finishes them) over [`flat`] buffers, [`rendezvous`] (the `DIR/.rendezvous` file that ranks meet through), [`LaunchEnv`]
 //! ([`env`]: `RLHF_RANK`, `RLHF_WORLD_SIZE`, `RLHF_RUN_ID` set by a launcher), [`shard_range`]
 //! (how a buffer is cut into one chunk per rank), [`DistError`].
 //!
@@ -40,8 +41,10 @@
 //! # std::fs::remove_dir_all(&dir).ok();
 //! ```
 
+pub mod bucket;
 pub mod env;
 mod error;
+pub mod flat;
 pub mod nccl;
 pub mod rendezvous;
 pub mod tcp;
@@ -50,6 +53,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+pub use bucket::{Bucket, BucketPlan, DEFAULT_BUCKET_BYTES};
 pub use env::LaunchEnv;
 pub use error::{DistError, Result};
 pub use nccl::{NcclComm, nccl_available};
