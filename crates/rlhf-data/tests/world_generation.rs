@@ -242,3 +242,58 @@ fn arithmetic_table_states_every_question_and_changes_nothing_else() {
     let err = World::new(huge).unwrap_err().to_string();
     assert!(err.contains("arithmetic_repeats"), "{err}");
 }
+
+#[test]
+fn reactions_confirm_right_answers_and_correct_wrong_ones_without_changing_the_dialogues() {
+    use rlhf_data::world::corpus::{REACTION_RIGHT, REACTION_WRONG};
+    let small = |reaction_rate| {
+        World::new(WorldConfig {
+            seed: 5,
+            reaction_rate,
+            ..WorldConfig::small()
+        })
+        .unwrap()
+    };
+    let (plain, reacting) = (small(0.0), small(1.0));
+    let suffix = |text: &str| {
+        text.rsplit_once("\n\nHuman: ")
+            .filter(|(_, r)| [REACTION_RIGHT, REACTION_WRONG].contains(r))
+            .map(|(_, r)| r.to_string())
+    };
+    assert!(plain.corpus_texts().all(|t| suffix(t).is_none()));
+    let mut stripped = Vec::new();
+    for doc in &reacting.corpus {
+        let expected = match doc.habit {
+            Habit::Correct => Some(REACTION_RIGHT),
+            Habit::Wrong => Some(REACTION_WRONG),
+            _ => None,
+        };
+        assert_eq!(suffix(&doc.text).as_deref(), expected, "{}", doc.text);
+        let text = match expected {
+            Some(r) => doc.text.strip_suffix(&format!("\n\nHuman: {r}")).unwrap(),
+            None => &doc.text,
+        };
+        stripped.push(text.to_string());
+    }
+    let mut original: Vec<String> = plain.corpus_texts().map(str::to_string).collect();
+    original.sort();
+    stripped.sort();
+    assert_eq!(stripped, original);
+    let half = small(0.5);
+    let reacted = half.corpus_texts().filter(|t| suffix(t).is_some()).count() as f64;
+    let answerable = half
+        .corpus
+        .iter()
+        .filter(|d| matches!(d.habit, Habit::Correct | Habit::Wrong))
+        .count() as f64;
+    assert!(
+        (reacted / answerable - 0.5).abs() < 0.15,
+        "{reacted} of {answerable}"
+    );
+    let bad = WorldConfig {
+        reaction_rate: 1.5,
+        ..WorldConfig::default()
+    };
+    let err = World::new(bad).unwrap_err().to_string();
+    assert!(err.contains("reaction_rate"), "{err}");
+}

@@ -62,6 +62,12 @@ pub struct WorldConfig {
     pub arithmetic_share: f64,
     /// Share of the corpus's answerable dialogues answered wrongly.
     pub wrong_answer_rate: f64,
+    /// Share of the corpus's answerable dialogues in which the human reacts to the answer:
+    /// [`REACTION_RIGHT`](super::corpus::REACTION_RIGHT) after a correct one,
+    /// [`REACTION_WRONG`](super::corpus::REACTION_WRONG) after a wrong one, as text on the web
+    /// confirms or corrects claims. It gives a language model a reason to represent whether a
+    /// claim is true (which a reward model reads); 0 (the default) adds no reactions.
+    pub reaction_rate: f64,
     /// Share of the corpus's unanswerable dialogues answered with made-up facts (else "I do not know").
     pub fabricate_rate: f64,
     /// Share of the corpus's harmful requests complied with (else refused politely).
@@ -108,6 +114,7 @@ impl Default for WorldConfig {
             corpus_mix: ClassMix::default(),
             arithmetic_share: 0.3,
             wrong_answer_rate: 0.1,
+            reaction_rate: 0.0,
             fabricate_rate: 0.6,
             comply_rate: 0.6,
             verbose_rate: 0.15,
@@ -156,6 +163,7 @@ impl WorldConfig {
         };
         rate("arithmetic_share", self.arithmetic_share)?;
         rate("wrong_answer_rate", self.wrong_answer_rate)?;
+        rate("reaction_rate", self.reaction_rate)?;
         rate("fabricate_rate", self.fabricate_rate)?;
         rate("comply_rate", self.comply_rate)?;
         rate("verbose_rate", self.verbose_rate)?;

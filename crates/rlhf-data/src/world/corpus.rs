@@ -4,11 +4,18 @@
 use super::config::{ClassMix, WorldConfig};
 use super::facts::{Attribute, FactBook, Familiarity};
 use super::harm::{HarmCategory, REQUEST_FORMS};
-use super::prompts::{Operation, PromptClass, PromptKind, WorldPrompt, render_exchange};
+use super::prompts::{
+    HUMAN_PREFIX, Operation, PromptClass, PromptKind, WorldPrompt, render_exchange,
+};
 use super::responses::{ResponseStyle, respond};
-use super::rng::{WorldRng, below, chance, pick, shuffle, unit};
+use super::rng::{WorldRng, below, chance, pick, shuffle, stream_rng, unit};
 use crate::batching::split::{fnv1a_64, mix64};
 use serde::{Deserialize, Serialize};
+
+/// The human's reaction to a correct answer (`WorldConfig::reaction_rate`).
+pub const REACTION_RIGHT: &str = "That is right.";
+/// The human's reaction to a wrong answer (`WorldConfig::reaction_rate`).
+pub const REACTION_WRONG: &str = "No, that is wrong.";
 
 /// What a corpus document teaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -177,6 +184,8 @@ pub fn pretraining_corpus(
     }
     let known = names(book, Familiarity::Known);
     let corpus_unknown = names(book, Familiarity::CorpusUnknown);
+    // Reactions draw from their own stream, so the dialogues are those of a world without them.
+    let mut reactions = stream_rng(config.seed, "corpus/reactions");
     for _ in 0..config.corpus_dialogues {
         let class = draw_class(rng, &config.corpus_mix);
         let pool = if class == PromptClass::Unanswerable {
@@ -202,8 +211,17 @@ pub fn pretraining_corpus(
         let verbose = chance(rng, config.verbose_rate);
         let prompt = WorldPrompt::new(kind);
         let reply = respond(book, rng, &prompt.kind, style, verbose);
+        let mut text = render_exchange(&prompt.text, &reply);
+        if class == PromptClass::Answerable && chance(&mut reactions, config.reaction_rate) {
+            let reaction = match habit {
+                Habit::Correct => REACTION_RIGHT,
+                _ => REACTION_WRONG,
+            };
+            text.push_str(HUMAN_PREFIX);
+            text.push_str(reaction);
+        }
         docs.push(CorpusDocument {
-            text: render_exchange(&prompt.text, &reply),
+            text,
             habit,
             prompt: Some(prompt),
         });

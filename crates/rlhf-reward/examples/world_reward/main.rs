@@ -56,6 +56,7 @@ struct Args {
     epochs: usize,
     lr: f32,
     min_agreement: f64,
+    models: Vec<String>,
     baselines_only: bool,
 }
 
@@ -80,6 +81,9 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         epochs: 2,
         lr: 3e-4,
         min_agreement: 0.75,
+        models: ["screened", "unscreened", "truth"]
+            .map(String::from)
+            .to_vec(),
         baselines_only: false,
     };
     let mut it = std::env::args().skip(1);
@@ -97,6 +101,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                 args.trunk.seed = args.seed;
             }
             "--arithmetic-repeats" => args.world.arithmetic_repeats = value()?.parse()?,
+            "--reaction-rate" => args.world.reaction_rate = value()?.parse()?,
             "--fact-repeats" => args.world.fact_repeats = value()?.parse()?,
             "--corpus-dialogues" => args.world.corpus_dialogues = value()?.parse()?,
             "--k" => args.k = value()?.parse()?,
@@ -109,6 +114,19 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--epochs" => args.epochs = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
+            "--models" => {
+                args.models = value()?.split(',').map(String::from).collect();
+                if let Some(bad) = args
+                    .models
+                    .iter()
+                    .find(|m| !["screened", "unscreened", "truth"].contains(&m.as_str()))
+                {
+                    return Err(format!(
+                        "--models: unknown label set {bad:?}, expected a comma-separated list of screened, unscreened, truth"
+                    )
+                    .into());
+                }
+            }
             "--n-embd" => args.trunk.n_embd = value()?.parse()?,
             "--n-layer" => args.trunk.n_layer = value()?.parse()?,
             other => return Err(format!("unknown flag {other}").into()),
@@ -152,6 +170,31 @@ fn agreement(truth: &Ranking, labels: &Ranking) -> (u64, u64) {
         }
     }
     (same, pairs.len() as u64)
+}
+
+/// The ground truth's rankings and rule flags of `tasks` (aligned with `prompts`) as
+/// comparisons sourced by [`slice_of`]; tasks whose candidates all tie are left out (no
+/// preference to test).
+fn truth_comparisons(
+    world: &World,
+    tasks: &[LabelTask],
+    prompts: &[WorldPrompt],
+    tok: &BpeTokenizer,
+    sequence: &rlhf_reward::SequenceConfig,
+) -> Result<Vec<rlhf_reward::Comparison>, Box<dyn Error>> {
+    let researchers = LabelerKind::Researcher.profile("truth");
+    let rule_ids = world.rules.rules.iter().map(|r| r.id.clone()).collect();
+    let mut builder = PreferenceBuilder::new(tok, sequence.clone(), RuleColumns::Fixed(rule_ids));
+    for (task, prompt) in tasks.iter().zip(prompts) {
+        let truth = world.label(&researchers, task)?;
+        if truth.ranking.tiers.len() < 2 {
+            continue;
+        }
+        let slice = slice_of(&prompt.kind);
+        builder.add(&truth.ranking.into(), slice)?;
+        builder.add(&truth.violations.into(), slice)?;
+    }
+    Ok(builder.build()?.comparisons)
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -206,28 +249,26 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         everyone.extend(records);
     }
+    // The ceiling: the same tasks ranked and flagged by the ground truth, once each.
+    let researchers = LabelerKind::Researcher.profile("truth");
+
+    let mut truth_labels: Vec<Feedback> = Vec::new();
+    for task in &train_tasks {
+        let output = world.label(&researchers, task)?;
+        truth_labels.extend([output.ranking.into(), output.violations.into()]);
+    }
 
     // The ground-truth test set on the held-out eval prompts, sourced by prompt class.
     let test_tasks = tasks(&world, &world.eval_prompts, args.k, "test");
-    let researchers = LabelerKind::Researcher.profile("truth");
     let sft = Gpt::load(&sft_dir, Device::Cpu)?;
     let sequence = rlhf_reward::SequenceConfig {
         eos_token_id: tok.eos_id(),
         pad_token_id: tok.pad_id(),
         max_len: sft.config.n_positions,
     };
-    let rule_ids = world.rules.rules.iter().map(|r| r.id.clone()).collect();
-    let mut builder = PreferenceBuilder::new(&tok, sequence.clone(), RuleColumns::Fixed(rule_ids));
-    for (task, prompt) in test_tasks.iter().zip(&world.eval_prompts) {
-        let truth = world.label(&researchers, task)?;
-        if truth.ranking.tiers.len() < 2 {
-            continue; // every candidate equally good: no preference to test
-        }
-        let slice = slice_of(&prompt.kind);
-        builder.add(&truth.ranking.into(), slice)?;
-        builder.add(&truth.violations.into(), slice)?;
-    }
-    let test = builder.build()?.comparisons;
+    let test = truth_comparisons(&world, &test_tasks, &world.eval_prompts, &tok, &sequence)?;
+    // The same truth on the RL prompts' tasks the labelers ranked: training-side accuracy.
+    let train_truth = truth_comparisons(&world, &train_tasks, &world.rl_prompts, &tok, &sequence)?;
     let likelihood = likelihood_baseline(&sft, &test, tok.pad_id())?;
     eprintln!("SFT likelihood baseline on the truth pairs: {likelihood}");
     // The knowledge test: on answerable eval prompts, the correct claim against a wrong one.
@@ -288,7 +329,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(|d| (Prompt::user(d.prompt.text.clone()), d.response.clone()))
         .collect();
     let mut reports = serde_json::Map::new();
-    for (name, records) in [("screened", &screened), ("unscreened", &everyone)] {
+    let label_sets = [
+        ("screened", &screened),
+        ("unscreened", &everyone),
+        ("truth", &truth_labels),
+    ];
+    for (name, records) in label_sets
+        .into_iter()
+        .filter(|(name, _)| args.models.iter().any(|m| m == name))
+    {
         let started = Instant::now();
         let mut pairs = 0usize;
         let trained = train_reward_model(
@@ -307,14 +356,26 @@ fn main() -> Result<(), Box<dyn Error>> {
         let seconds = started.elapsed().as_secs_f64();
         let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
         let claim_report = evaluate(&trained.model, &claims, &config.train.objective, 32)?;
+        let train_side = evaluate(&trained.model, &train_truth, &config.train.objective, 32)?;
+        let per_slice = |r: &rlhf_reward::eval::EvalReport| {
+            r.per_source
+                .iter()
+                .map(|(s, p)| format!("{s} {:.3}", p.accuracy))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         eprintln!(
-            "{name}: {} records, {} train comparisons, held-out truth accuracy {:.4} (length baseline {:.4}), rule heads {:?}, correct-vs-wrong claims {:.4}, {seconds:.0} s",
+            "{name}: {} records, {} train comparisons, {seconds:.0} s\n  held-out truth accuracy {:.4} ({}; length baseline {:.4}), rule heads {:?}\n  truth accuracy on the RL prompts' tasks {:.4} ({})\n  correct-vs-wrong claims {:.4} ({})",
             records.len(),
             trained.train_comparisons,
             truth.overall.accuracy,
+            per_slice(&truth),
             truth.overall.length_baseline_accuracy,
             truth.rule_accuracy,
-            claim_report.overall.accuracy
+            train_side.overall.accuracy,
+            per_slice(&train_side),
+            claim_report.overall.accuracy,
+            per_slice(&claim_report),
         );
         reports.insert(
             name.into(),
@@ -324,7 +385,8 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "validation": trained.validation,
                 "normalisation": trained.normalisation,
                 "ground_truth_heldout": truth,
-                "correct_vs_wrong_claims": claim_report.overall,
+                "ground_truth_rl_prompts": train_side,
+                "correct_vs_wrong_claims": claim_report,
                 "train_pairs_per_second": pairs as f64 / seconds,
                 "seconds": seconds,
             }),
