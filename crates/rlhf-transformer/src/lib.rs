@@ -20,6 +20,9 @@
 //! - [`Trainer`] ([`train`], [`data`], [`schedule`], [`trainer_state`]): pretraining on packed
 //!   text and SFT with a response-only loss; AdamW/SGD, warmup + decay, clipping, accumulation,
 //!   validation, checkpoints and exact resume; f32 or bf16 mixed [`Precision`].
+//! - [`shard`]: data-parallel CPU passes for small models ([`Gpt::lm_forward_backward`],
+//!   [`run_shards`]): a batch cut into shards of whole sequences, one thread each, gradients
+//!   summed; the shard count never depends on the thread count, so results are reproducible.
 //!
 //! Every path runs on any device: build or load a model on `Device::Cuda(n)` (or move it with
 //! [`Gpt::to_device`]) and the forward, backward, chunked heads, KV-cache generation (cache,
@@ -54,6 +57,7 @@ pub mod model;
 pub mod params;
 pub mod sampling;
 pub mod schedule;
+pub mod shard;
 pub mod train;
 pub mod trainer_state;
 
@@ -68,6 +72,7 @@ pub use model::{Forward, Gpt};
 pub use params::{BlockParams, GptParams, ScalarHeads};
 pub use sampling::Sampling;
 pub use schedule::{Decay, LrSchedule};
+pub use shard::{LmPass, ShardGrads, run_shards, shard_count, shard_rows};
 pub use train::{EvalLog, OptimizerConfig, Precision, StepLog, TrainConfig, TrainEvent, Trainer};
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Example, lm_batch};
 use crate::schedule::{Decay, LrSchedule};
+use crate::shard::ShardGrads;
 use crate::trainer_state::{self, TrainerState};
 use crate::{Gpt, GptParams, ModelError, Result};
 
@@ -219,6 +220,8 @@ pub struct Trainer {
     pub(crate) state: TrainerState,
     /// Gradients in the compute precision.
     grads: GptParams,
+    /// The extra shards' gradients of data-parallel CPU steps ([`crate::shard`]).
+    shard_grads: ShardGrads,
     /// The bf16 copy of the weights that runs the passes under [`Precision::Bf16`].
     compute: Option<Gpt>,
 }
@@ -246,6 +249,7 @@ impl Trainer {
             optimizer,
             state,
             grads,
+            shard_grads: ShardGrads::default(),
             compute,
         })
     }
@@ -320,12 +324,15 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let model = self.compute.as_ref().unwrap_or(&self.model);
         for batch in batches.iter().filter(|b| b.count > 0) {
-            let fwd = model.forward(&batch.input)?;
             let share = batch.count as f32 / total as f32;
-            let out =
-                model.lm_loss_scaled(&fwd.hidden, &batch.targets, Some(&mut self.grads), share)?;
-            loss_sum += f64::from(out.loss) * batch.count as f64;
-            model.backward(&fwd, out.dhidden.as_ref(), None, &mut self.grads)?;
+            let pass = model.lm_forward_backward(
+                &batch.input,
+                &batch.targets,
+                share,
+                &mut self.grads,
+                &mut self.shard_grads,
+            )?;
+            loss_sum += pass.loss_sum;
         }
         let grad_norm = match self.config.max_grad_norm {
             Some(max) => clip_grad_norm(&mut self.grads.tensors_mut(), max)?,
