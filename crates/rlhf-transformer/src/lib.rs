@@ -25,6 +25,9 @@
 //! - [`DataParallel`] ([`data_parallel`]): one rank of a data-parallel run: its slice of every
 //!   global batch, gradients summed over ranks in ~25 MB buckets overlapped with the backward
 //!   ([`Gpt::backward_with_hook`]), optional ZeRO-1 optimizer-state sharding.
+//! - [`shard`]: data-parallel CPU passes for small models ([`Gpt::lm_forward_backward`],
+//!   [`run_shards`]): a batch cut into shards of whole sequences, one thread each, gradients
+//!   summed; the shard count never depends on the thread count, so results are reproducible.
 //!
 //! Every path runs on any device: build or load a model on `Device::Cuda(n)` (or move it with
 //! [`Gpt::to_device`]) and the forward, backward, chunked heads, KV-cache generation (cache,
@@ -61,6 +64,7 @@ pub mod params;
 pub mod recompute;
 pub mod sampling;
 pub mod schedule;
+pub mod shard;
 pub mod train;
 pub mod trainer_state;
 
@@ -77,6 +81,7 @@ pub use params::{BlockParams, GptParams, ScalarHeads};
 pub use recompute::Recompute;
 pub use sampling::Sampling;
 pub use schedule::{Decay, LrSchedule};
+pub use shard::{LmPass, ShardGrads, run_shards, shard_count, shard_rows};
 pub use train::{EvalLog, OptimizerConfig, Precision, StepLog, TrainConfig, TrainEvent, Trainer};
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Example, lm_batch};
 use crate::data_parallel::DataParallel;
 use crate::schedule::{Decay, LrSchedule};
+use crate::shard::ShardGrads;
 use crate::trainer_state::{self, TrainerState};
 use crate::{Gpt, GptParams, ModelError, Recompute, Result};
 
@@ -224,6 +225,8 @@ pub struct Trainer {
     pub(crate) state: TrainerState,
     /// Gradients in the compute precision.
     grads: GptParams,
+    /// The extra shards' gradients of data-parallel CPU steps ([`crate::shard`]).
+    shard_grads: ShardGrads,
     /// The bf16 copy of the weights that runs the passes under [`Precision::Bf16`].
     compute: Option<Gpt>,
     /// Data parallel over more than one rank (see [`Trainer::set_data_parallel`]).
@@ -253,6 +256,7 @@ impl Trainer {
             optimizer,
             state,
             grads,
+            shard_grads: ShardGrads::default(),
             compute,
             parallel: None,
         })
@@ -371,8 +375,21 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let model = self.compute.as_ref().unwrap_or(&self.model);
         for (index, (batch, _)) in batches.iter().enumerate().filter(|(_, (b, _))| b.count > 0) {
-            let fwd = model.forward_with(&batch.input, self.config.recompute)?;
             let share = batch.count as f32 / total as f32;
+            let reduce_here = matches!(reduce_in, Some((_, last)) if last == Some(index));
+            if !reduce_here && self.config.recompute == Recompute::Off {
+                // The plain pass: data-parallel over CPU shards for small models (crate::shard).
+                let pass = model.lm_forward_backward(
+                    &batch.input,
+                    &batch.targets,
+                    share,
+                    &mut self.grads,
+                    &mut self.shard_grads,
+                )?;
+                loss_sum += pass.loss_sum;
+                continue;
+            }
+            let fwd = model.forward_with(&batch.input, self.config.recompute)?;
             let out =
                 model.lm_loss_scaled(&fwd.hidden, &batch.targets, Some(&mut self.grads), share)?;
             loss_sum += f64::from(out.loss) * batch.count as f64;
