@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use rlhf_tensor::Device;
 
-use crate::{Gpt, GptParams, ModelInput, Result};
+use crate::{Gpt, GptParams, ModelInput, Recompute, Result};
 
 /// Shards of a CPU batch.
 pub const SHARDS: usize = 2;
@@ -163,13 +163,27 @@ impl Gpt {
         grads: &mut GptParams,
         scratch: &mut ShardGrads,
     ) -> Result<LmPass> {
+        self.lm_forward_backward_with(input, targets, grad_scale, Recompute::Off, grads, scratch)
+    }
+
+    /// [`Gpt::lm_forward_backward`] with a choice of activation [`Recompute`] (bit-identical
+    /// gradients either way).
+    pub fn lm_forward_backward_with(
+        &self,
+        input: &ModelInput,
+        targets: &[i32],
+        grad_scale: f32,
+        recompute: Recompute,
+        grads: &mut GptParams,
+        scratch: &mut ShardGrads,
+    ) -> Result<LmPass> {
         let count = targets
             .iter()
             .filter(|&&t| t != rlhf_tensor::ops::cross_entropy::IGNORE_INDEX)
             .count();
         let shards = shard_count(self.config.n_embd, self.device(), input.batch);
         if shards == 1 {
-            return self.lm_pass(input, targets, grad_scale, count, grads);
+            return self.lm_pass(input, targets, grad_scale, count, recompute, grads);
         }
         let t = input.seq_len;
         let ranges = shard_rows(input.batch, shards);
@@ -182,6 +196,7 @@ impl Gpt {
                 &targets[rows.start * t..rows.end * t],
                 grad_scale,
                 count,
+                recompute,
                 g,
             )
         });
@@ -205,9 +220,10 @@ impl Gpt {
         targets: &[i32],
         grad_scale: f32,
         of_count: usize,
+        recompute: Recompute,
         grads: &mut GptParams,
     ) -> Result<LmPass> {
-        let fwd = self.forward(input)?;
+        let fwd = self.forward_with(input, recompute)?;
         let mine = targets
             .iter()
             .filter(|&&t| t != rlhf_tensor::ops::cross_entropy::IGNORE_INDEX)

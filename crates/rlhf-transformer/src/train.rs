@@ -377,12 +377,13 @@ impl Trainer {
         for (index, (batch, _)) in batches.iter().enumerate().filter(|(_, (b, _))| b.count > 0) {
             let share = batch.count as f32 / total as f32;
             let reduce_here = matches!(reduce_in, Some((_, last)) if last == Some(index));
-            if !reduce_here && self.config.recompute == Recompute::Off {
+            if !reduce_here {
                 // The plain pass: data-parallel over CPU shards for small models (crate::shard).
-                let pass = model.lm_forward_backward(
+                let pass = model.lm_forward_backward_with(
                     &batch.input,
                     &batch.targets,
                     share,
+                    self.config.recompute,
                     &mut self.grads,
                     &mut self.shard_grads,
                 )?;
