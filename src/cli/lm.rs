@@ -27,6 +27,7 @@ use rlhf_transformer::{
 use serde_json::json;
 
 use super::device::{DeviceArgs, checked, parse_device};
+use super::launch::{LaunchArgs, Role, is_writer};
 use input::{load_tokenizer, read_examples};
 
 /// Options of `rlhf train`.
@@ -129,6 +130,8 @@ struct TrainLmArgs {
     save_every: u64,
     #[command(flatten)]
     device: DeviceArgs,
+    #[command(flatten)]
+    launch: LaunchArgs,
 }
 
 /// Options of `rlhf model`.
@@ -220,6 +223,12 @@ fn bar(len: u64, template: &str) -> ProgressBar {
 }
 
 fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
+    let role = args
+        .launch
+        .role(&args.out, args.device.device, args.batch_size)?;
+    if let Role::Launched(code) = role {
+        return Ok(code);
+    }
     let device = args.device.device()?;
     let model_dir = args.init.as_deref().or(args.resume.as_deref());
     let model = match (&args.init, &args.config, &args.resume) {
@@ -292,7 +301,13 @@ fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
         None => Trainer::new(model, config)?,
     };
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let progress = bar(args.steps, "{bar:30} {pos}/{len} steps {msg}");
+    args.launch.attach(&role, &mut trainer, &args.out, device)?;
+    let writer = is_writer(&role);
+    let progress = if writer {
+        bar(args.steps, "{bar:30} {pos}/{len} steps {msg}")
+    } else {
+        ProgressBar::hidden()
+    };
     progress.set_position(trainer.step());
     let started = Instant::now();
     let mut tokens = 0usize;
@@ -312,6 +327,9 @@ fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
         TrainEvent::Saved(dir) => progress.println(format!("saved {}", dir.display())),
     })?;
     progress.finish();
+    if !writer {
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(p) = tok_path {
         let dst = args.out.join("tokenizer.json");
         if p != dst {

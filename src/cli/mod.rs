@@ -4,11 +4,13 @@
 //! - `label_app`: the labeling web app (`rlhf label serve|tasks|export|add-rater`);
 //! - `raters`: rater statistics (`rlhf raters ...`);
 //! - `data`: feedback datasets (`rlhf data ...`);
-//! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`).
+//! - `lm`: language models (`rlhf train lm`, `rlhf model score`, `rlhf generate`);
+//! - `launch`: `--world-size N`, one process per data-parallel rank.
 
 mod data;
 mod device;
 mod label_app;
+mod launch;
 mod lm;
 mod ppo;
 mod raters;
