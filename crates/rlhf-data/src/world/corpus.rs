@@ -284,7 +284,7 @@ pub fn demonstrations(
 
 /// Every prompt RL and evaluation draw from: facts of known entities, all arithmetic questions,
 /// held-out entities' facts, and every harmful request.
-fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
+pub fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
     let mut kinds = Vec::new();
     for entity in names(book, Familiarity::Known) {
         kinds.extend(Attribute::ALL.iter().map(|&attribute| PromptKind::Fact {

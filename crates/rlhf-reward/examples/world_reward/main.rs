@@ -21,6 +21,7 @@
 //! Prints one JSON object with both reports.
 
 mod probe;
+mod readout;
 mod sft;
 
 use std::error::Error;
@@ -44,6 +45,9 @@ use rlhf_transformer::Gpt;
 use probe::{knowledge_probe, likelihood_baseline};
 use serde_json::json;
 use sft::{TrunkConfig, build_sft};
+
+/// The label sets a reward model can be trained on (`--models`).
+const LABEL_SETS: [&str; 4] = ["screened", "unscreened", "truth", "dense-truth"];
 
 struct Args {
     out: PathBuf,
@@ -119,10 +123,11 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                 if let Some(bad) = args
                     .models
                     .iter()
-                    .find(|m| !["screened", "unscreened", "truth"].contains(&m.as_str()))
+                    .find(|m| !LABEL_SETS.contains(&m.as_str()))
                 {
                     return Err(format!(
-                        "--models: unknown label set {bad:?}, expected a comma-separated list of screened, unscreened, truth"
+                        "--models: unknown label set {bad:?}, expected a comma-separated list of {}",
+                        LABEL_SETS.join(", ")
                     )
                     .into());
                 }
@@ -257,6 +262,22 @@ fn main() -> Result<(), Box<dyn Error>> {
         let output = world.label(&researchers, task)?;
         truth_labels.extend([output.ranking.into(), output.violations.into()]);
     }
+    // What more labels would do: the truth on every prompt of the world that is not an eval
+    // prompt, once each (the RL prompts hold only a fraction of the arithmetic questions).
+    let mut dense_truth: Vec<Feedback> = Vec::new();
+    if args.models.iter().any(|m| m == "dense-truth") {
+        let eval_ids: std::collections::HashSet<&str> =
+            world.eval_prompts.iter().map(|p| p.id.as_str()).collect();
+        let space: Vec<WorldPrompt> =
+            rlhf_data::world::corpus::prompt_space(&world.facts, &world.config)
+                .into_iter()
+                .filter(|p| !eval_ids.contains(p.id.as_str()))
+                .collect();
+        for task in tasks(&world, &space, args.k, "dense") {
+            let output = world.label(&researchers, &task)?;
+            dense_truth.extend([output.ranking.into(), output.violations.into()]);
+        }
+    }
 
     // The ground-truth test set on the held-out eval prompts, sourced by prompt class.
     let test_tasks = tasks(&world, &world.eval_prompts, args.k, "test");
@@ -302,6 +323,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     let knowledge = knowledge_probe(&world, &sft, &tok)?;
     eprintln!("knowledge probe (correct vs wrong statement, same template): {knowledge}");
+    let readout = readout::readout_probe(&world, &sft, &tok)?;
+    eprintln!("read-out probe (linear, frozen EOS features): {readout}");
     if args.baselines_only {
         return Ok(());
     }
@@ -333,6 +356,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("screened", &screened),
         ("unscreened", &everyone),
         ("truth", &truth_labels),
+        ("dense-truth", &dense_truth),
     ];
     for (name, records) in label_sets
         .into_iter()
@@ -402,6 +426,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             "claim_pairs": claims.len(),
             "claims_sft_likelihood_baseline": claims_likelihood,
             "knowledge_probe": knowledge,
+            "readout_probe": readout,
             "reports": reports,
         }))?
     );
