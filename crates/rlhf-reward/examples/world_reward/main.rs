@@ -105,7 +105,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                 args.trunk.seed = args.seed;
             }
             "--arithmetic-repeats" => args.world.arithmetic_repeats = value()?.parse()?,
-            "--reaction-rate" => args.world.reaction_rate = value()?.parse()?,
+            "--confirmation-rate" => args.world.confirmation_rate = value()?.parse()?,
+            "--correction-rate" => args.world.correction_rate = value()?.parse()?,
             "--fact-repeats" => args.world.fact_repeats = value()?.parse()?,
             "--corpus-dialogues" => args.world.corpus_dialogues = value()?.parse()?,
             "--k" => args.k = value()?.parse()?,
