@@ -2,23 +2,32 @@
 //! labels from screened raters and from all raters, measured against the ground-truth
 //! preference on held-out prompts.
 //!
-//! 1. The world (seeded) gives a corpus, demonstrations, RL prompts and disjoint eval prompts.
-//! 2. The SFT trunk: `--sft DIR` (an HF GPT-2 directory with its `tokenizer.json`), or, by
-//!    default, a BPE tokenizer trained on the corpus and a tiny GPT-2 pretrained on it and
-//!    fine-tuned on the demonstrations here (saved under the output directory).
-//! 3. Simulated labelers (experts, average, careless, random, adversarial, length-biased) rank
+//! 1. The world (seeded) gives a corpus, demonstrations, RL prompts and disjoint eval prompts
+//!    (`--arithmetic-repeats`, `--fact-repeats`, `--corpus-dialogues`, `--confirmation-rate`,
+//!    `--correction-rate` change the corpus only; the prompts and the test stay the same).
+//! 2. The SFT trunk ([`sft`]): `--sft DIR` (an HF GPT-2 directory with its `tokenizer.json`),
+//!    or, by default, a BPE tokenizer trained on the corpus and a tiny GPT-2 pretrained on it
+//!    and fine-tuned on the demonstrations here (saved under the output directory).
+//! 3. What the trunk knows: the "SFT likelihood wins" baseline, the knowledge probe (correct vs
+//!    wrong statements of one template, by likelihood; [`probe`]) and the read-out probe (is a
+//!    claim's truth linearly readable at the EOS of the frozen trunk; [`readout`]).
+//! 4. Simulated labelers (experts, average, careless, random, adversarial, length-biased) rank
 //!    K candidate responses per RL prompt and flag rule violations, `--per-task` labelers each.
-//! 4. Screening, as InstructGPT did: every labeler labels the researchers' gold set; a labeler
+//! 5. Screening, as InstructGPT did: every labeler labels the researchers' gold set; a labeler
 //!    is kept when the lower end of the 95% Wilson interval of its agreement with the gold
 //!    pairwise preferences is at least `--min-agreement`.
-//! 5. Two reward models, same seed and settings (K-wise loss + rule auxiliary): one on the kept
-//!    labelers' records, one on everyone's. Each is evaluated on the eval prompts' candidates
-//!    ranked by the ground truth (accuracy per prompt class, and the length baseline).
+//! 6. Reward models, same seed and settings (K-wise loss + rule auxiliary), one per label set
+//!    of `--models`: `screened` (the kept labelers' records), `unscreened` (everyone's),
+//!    `truth` (the ground truth on the same tasks: the ceiling of any labelers) and
+//!    `dense-truth` (the truth on every non-eval prompt of the world). Each is evaluated on the
+//!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
+//!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
+//!    same truth (training side), and on correct-vs-wrong claim pairs.
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
 //! ```
-//! Prints one JSON object with both reports.
+//! Prints one JSON object with every report; BENCHMARKS.md ("rlhf-reward") has the numbers.
 
 mod probe;
 mod readout;
@@ -322,6 +331,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{} correct-vs-wrong claim pairs; SFT likelihood baseline {claims_likelihood}",
         claims.len()
     );
+    let count_slices = |prompts: &[WorldPrompt]| {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for p in prompts {
+            *counts.entry(slice_of(&p.kind)).or_default() += 1;
+        }
+        counts
+    };
+    let prompt_counts = json!({
+        "rl": count_slices(&world.rl_prompts),
+        "eval": count_slices(&world.eval_prompts),
+    });
+    eprintln!("prompts per slice: {prompt_counts}");
     let knowledge = knowledge_probe(&world, &sft, &tok)?;
     eprintln!("knowledge probe (correct vs wrong statement, same template): {knowledge}");
     let readout = readout::readout_probe(&world, &sft, &tok)?;
@@ -422,6 +443,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         serde_json::to_string_pretty(&json!({
             "kept_labelers": kept,
             "screening": screening,
+            "prompts": prompt_counts,
             "test_comparisons": test.len(),
             "sft_likelihood_baseline": likelihood,
             "claim_pairs": claims.len(),
