@@ -246,15 +246,16 @@ fn arithmetic_table_states_every_question_and_changes_nothing_else() {
 #[test]
 fn reactions_confirm_right_answers_and_correct_wrong_ones_without_changing_the_dialogues() {
     use rlhf_data::world::corpus::{REACTION_RIGHT, REACTION_WRONG};
-    let small = |reaction_rate| {
+    let small = |confirmation_rate, correction_rate| {
         World::new(WorldConfig {
             seed: 5,
-            reaction_rate,
+            confirmation_rate,
+            correction_rate,
             ..WorldConfig::small()
         })
         .unwrap()
     };
-    let (plain, reacting) = (small(0.0), small(1.0));
+    let (plain, reacting) = (small(0.0, 0.0), small(1.0, 1.0));
     let suffix = |text: &str| {
         text.rsplit_once("\n\nHuman: ")
             .filter(|(_, r)| [REACTION_RIGHT, REACTION_WRONG].contains(r))
@@ -279,21 +280,27 @@ fn reactions_confirm_right_answers_and_correct_wrong_ones_without_changing_the_d
     original.sort();
     stripped.sort();
     assert_eq!(stripped, original);
-    let half = small(0.5);
+    // Corrections only: every wrong answer is corrected, no right one confirmed.
+    let corrections = small(0.0, 1.0);
+    for doc in &corrections.corpus {
+        let expected = (doc.habit == Habit::Wrong).then_some(REACTION_WRONG);
+        assert_eq!(suffix(&doc.text).as_deref(), expected, "{}", doc.text);
+    }
+    let half = small(0.5, 0.0);
     let reacted = half.corpus_texts().filter(|t| suffix(t).is_some()).count() as f64;
-    let answerable = half
+    let right = half
         .corpus
         .iter()
-        .filter(|d| matches!(d.habit, Habit::Correct | Habit::Wrong))
+        .filter(|d| d.habit == Habit::Correct)
         .count() as f64;
-    assert!(
-        (reacted / answerable - 0.5).abs() < 0.15,
-        "{reacted} of {answerable}"
-    );
-    let bad = WorldConfig {
-        reaction_rate: 1.5,
-        ..WorldConfig::default()
-    };
-    let err = World::new(bad).unwrap_err().to_string();
-    assert!(err.contains("reaction_rate"), "{err}");
+    assert!((reacted / right - 0.5).abs() < 0.15, "{reacted} of {right}");
+    for field in ["confirmation_rate", "correction_rate"] {
+        let mut bad = WorldConfig::default();
+        match field {
+            "confirmation_rate" => bad.confirmation_rate = 1.5,
+            _ => bad.correction_rate = -0.1,
+        }
+        let err = World::new(bad).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    }
 }

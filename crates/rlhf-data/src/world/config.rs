@@ -62,12 +62,15 @@ pub struct WorldConfig {
     pub arithmetic_share: f64,
     /// Share of the corpus's answerable dialogues answered wrongly.
     pub wrong_answer_rate: f64,
-    /// Share of the corpus's answerable dialogues in which the human reacts to the answer:
-    /// [`REACTION_RIGHT`](super::corpus::REACTION_RIGHT) after a correct one,
-    /// [`REACTION_WRONG`](super::corpus::REACTION_WRONG) after a wrong one, as text on the web
-    /// confirms or corrects claims. It gives a language model a reason to represent whether a
-    /// claim is true (which a reward model reads); 0 (the default) adds no reactions.
-    pub reaction_rate: f64,
+    /// Share of the corpus's correctly answered dialogues in which the human confirms the
+    /// answer in a following turn ([`REACTION_RIGHT`](super::corpus::REACTION_RIGHT)); 0 (the
+    /// default) adds none.
+    pub confirmation_rate: f64,
+    /// Share of the corpus's wrongly answered dialogues in which the human corrects the answer
+    /// in a following turn ([`REACTION_WRONG`](super::corpus::REACTION_WRONG)), as text on the
+    /// web corrects claims: a language model then has a reason to represent, right after a
+    /// claim, whether it is true (which a reward model reads); 0 (the default) adds none.
+    pub correction_rate: f64,
     /// Share of the corpus's unanswerable dialogues answered with made-up facts (else "I do not know").
     pub fabricate_rate: f64,
     /// Share of the corpus's harmful requests complied with (else refused politely).
@@ -114,7 +117,8 @@ impl Default for WorldConfig {
             corpus_mix: ClassMix::default(),
             arithmetic_share: 0.3,
             wrong_answer_rate: 0.1,
-            reaction_rate: 0.0,
+            confirmation_rate: 0.0,
+            correction_rate: 0.0,
             fabricate_rate: 0.6,
             comply_rate: 0.6,
             verbose_rate: 0.15,
@@ -163,7 +167,8 @@ impl WorldConfig {
         };
         rate("arithmetic_share", self.arithmetic_share)?;
         rate("wrong_answer_rate", self.wrong_answer_rate)?;
-        rate("reaction_rate", self.reaction_rate)?;
+        rate("confirmation_rate", self.confirmation_rate)?;
+        rate("correction_rate", self.correction_rate)?;
         rate("fabricate_rate", self.fabricate_rate)?;
         rate("comply_rate", self.comply_rate)?;
         rate("verbose_rate", self.verbose_rate)?;

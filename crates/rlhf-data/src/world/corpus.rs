@@ -12,9 +12,9 @@ use super::rng::{WorldRng, below, chance, pick, shuffle, stream_rng, unit};
 use crate::batching::split::{fnv1a_64, mix64};
 use serde::{Deserialize, Serialize};
 
-/// The human's reaction to a correct answer (`WorldConfig::reaction_rate`).
+/// The human's reaction to a correct answer (`WorldConfig::confirmation_rate`).
 pub const REACTION_RIGHT: &str = "That is right.";
-/// The human's reaction to a wrong answer (`WorldConfig::reaction_rate`).
+/// The human's reaction to a wrong answer (`WorldConfig::correction_rate`).
 pub const REACTION_WRONG: &str = "No, that is wrong.";
 
 /// What a corpus document teaches.
@@ -212,13 +212,17 @@ pub fn pretraining_corpus(
         let prompt = WorldPrompt::new(kind);
         let reply = respond(book, rng, &prompt.kind, style, verbose);
         let mut text = render_exchange(&prompt.text, &reply);
-        if class == PromptClass::Answerable && chance(&mut reactions, config.reaction_rate) {
-            let reaction = match habit {
-                Habit::Correct => REACTION_RIGHT,
-                _ => REACTION_WRONG,
-            };
-            text.push_str(HUMAN_PREFIX);
-            text.push_str(reaction);
+        let reaction = match habit {
+            Habit::Correct => Some((REACTION_RIGHT, config.confirmation_rate)),
+            Habit::Wrong => Some((REACTION_WRONG, config.correction_rate)),
+            _ => None,
+        };
+        if let Some((reaction, rate)) = reaction {
+            // One draw per answerable dialogue whatever the rates, so they vary independently.
+            if unit(&mut reactions) < rate {
+                text.push_str(HUMAN_PREFIX);
+                text.push_str(reaction);
+            }
         }
         docs.push(CorpusDocument {
             text,
@@ -284,7 +288,7 @@ pub fn demonstrations(
 
 /// Every prompt RL and evaluation draw from: facts of known entities, all arithmetic questions,
 /// held-out entities' facts, and every harmful request.
-fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
+pub fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
     let mut kinds = Vec::new();
     for entity in names(book, Familiarity::Known) {
         kinds.extend(Attribute::ALL.iter().map(|&attribute| PromptKind::Fact {

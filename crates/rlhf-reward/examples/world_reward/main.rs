@@ -2,25 +2,35 @@
 //! labels from screened raters and from all raters, measured against the ground-truth
 //! preference on held-out prompts.
 //!
-//! 1. The world (seeded) gives a corpus, demonstrations, RL prompts and disjoint eval prompts.
-//! 2. The SFT trunk: `--sft DIR` (an HF GPT-2 directory with its `tokenizer.json`), or, by
-//!    default, a BPE tokenizer trained on the corpus and a tiny GPT-2 pretrained on it and
-//!    fine-tuned on the demonstrations here (saved under the output directory).
-//! 3. Simulated labelers (experts, average, careless, random, adversarial, length-biased) rank
+//! 1. The world (seeded) gives a corpus, demonstrations, RL prompts and disjoint eval prompts
+//!    (`--arithmetic-repeats`, `--fact-repeats`, `--corpus-dialogues`, `--confirmation-rate`,
+//!    `--correction-rate` change the corpus only; the prompts and the test stay the same).
+//! 2. The SFT trunk ([`sft`]): `--sft DIR` (an HF GPT-2 directory with its `tokenizer.json`),
+//!    or, by default, a BPE tokenizer trained on the corpus and a tiny GPT-2 pretrained on it
+//!    and fine-tuned on the demonstrations here (saved under the output directory).
+//! 3. What the trunk knows: the "SFT likelihood wins" baseline, the knowledge probe (correct vs
+//!    wrong statements of one template, by likelihood; [`probe`]) and the read-out probe (is a
+//!    claim's truth linearly readable at the EOS of the frozen trunk; [`readout`]).
+//! 4. Simulated labelers (experts, average, careless, random, adversarial, length-biased) rank
 //!    K candidate responses per RL prompt and flag rule violations, `--per-task` labelers each.
-//! 4. Screening, as InstructGPT did: every labeler labels the researchers' gold set; a labeler
+//! 5. Screening, as InstructGPT did: every labeler labels the researchers' gold set; a labeler
 //!    is kept when the lower end of the 95% Wilson interval of its agreement with the gold
 //!    pairwise preferences is at least `--min-agreement`.
-//! 5. Two reward models, same seed and settings (K-wise loss + rule auxiliary): one on the kept
-//!    labelers' records, one on everyone's. Each is evaluated on the eval prompts' candidates
-//!    ranked by the ground truth (accuracy per prompt class, and the length baseline).
+//! 6. Reward models, same seed and settings (K-wise loss + rule auxiliary), one per label set
+//!    of `--models`: `screened` (the kept labelers' records), `unscreened` (everyone's),
+//!    `truth` (the ground truth on the same tasks: the ceiling of any labelers) and
+//!    `dense-truth` (the truth on every non-eval prompt of the world). Each is evaluated on the
+//!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
+//!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
+//!    same truth (training side), and on correct-vs-wrong claim pairs.
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
 //! ```
-//! Prints one JSON object with both reports.
+//! Prints one JSON object with every report; BENCHMARKS.md ("rlhf-reward") has the numbers.
 
 mod probe;
+mod readout;
 mod sft;
 
 use std::error::Error;
@@ -44,6 +54,9 @@ use rlhf_transformer::Gpt;
 use probe::{knowledge_probe, likelihood_baseline};
 use serde_json::json;
 use sft::{TrunkConfig, build_sft};
+
+/// The label sets a reward model can be trained on (`--models`).
+const LABEL_SETS: [&str; 4] = ["screened", "unscreened", "truth", "dense-truth"];
 
 struct Args {
     out: PathBuf,
@@ -101,7 +114,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                 args.trunk.seed = args.seed;
             }
             "--arithmetic-repeats" => args.world.arithmetic_repeats = value()?.parse()?,
-            "--reaction-rate" => args.world.reaction_rate = value()?.parse()?,
+            "--confirmation-rate" => args.world.confirmation_rate = value()?.parse()?,
+            "--correction-rate" => args.world.correction_rate = value()?.parse()?,
             "--fact-repeats" => args.world.fact_repeats = value()?.parse()?,
             "--corpus-dialogues" => args.world.corpus_dialogues = value()?.parse()?,
             "--k" => args.k = value()?.parse()?,
@@ -119,10 +133,11 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                 if let Some(bad) = args
                     .models
                     .iter()
-                    .find(|m| !["screened", "unscreened", "truth"].contains(&m.as_str()))
+                    .find(|m| !LABEL_SETS.contains(&m.as_str()))
                 {
                     return Err(format!(
-                        "--models: unknown label set {bad:?}, expected a comma-separated list of screened, unscreened, truth"
+                        "--models: unknown label set {bad:?}, expected a comma-separated list of {}",
+                        LABEL_SETS.join(", ")
                     )
                     .into());
                 }
@@ -257,6 +272,22 @@ fn main() -> Result<(), Box<dyn Error>> {
         let output = world.label(&researchers, task)?;
         truth_labels.extend([output.ranking.into(), output.violations.into()]);
     }
+    // What more labels would do: the truth on every prompt of the world that is not an eval
+    // prompt, once each (the RL prompts hold only a fraction of the arithmetic questions).
+    let mut dense_truth: Vec<Feedback> = Vec::new();
+    if args.models.iter().any(|m| m == "dense-truth") {
+        let eval_ids: std::collections::HashSet<&str> =
+            world.eval_prompts.iter().map(|p| p.id.as_str()).collect();
+        let space: Vec<WorldPrompt> =
+            rlhf_data::world::corpus::prompt_space(&world.facts, &world.config)
+                .into_iter()
+                .filter(|p| !eval_ids.contains(p.id.as_str()))
+                .collect();
+        for task in tasks(&world, &space, args.k, "dense") {
+            let output = world.label(&researchers, &task)?;
+            dense_truth.extend([output.ranking.into(), output.violations.into()]);
+        }
+    }
 
     // The ground-truth test set on the held-out eval prompts, sourced by prompt class.
     let test_tasks = tasks(&world, &world.eval_prompts, args.k, "test");
@@ -300,8 +331,22 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{} correct-vs-wrong claim pairs; SFT likelihood baseline {claims_likelihood}",
         claims.len()
     );
+    let count_slices = |prompts: &[WorldPrompt]| {
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for p in prompts {
+            *counts.entry(slice_of(&p.kind)).or_default() += 1;
+        }
+        counts
+    };
+    let prompt_counts = json!({
+        "rl": count_slices(&world.rl_prompts),
+        "eval": count_slices(&world.eval_prompts),
+    });
+    eprintln!("prompts per slice: {prompt_counts}");
     let knowledge = knowledge_probe(&world, &sft, &tok)?;
     eprintln!("knowledge probe (correct vs wrong statement, same template): {knowledge}");
+    let readout = readout::readout_probe(&world, &sft, &tok)?;
+    eprintln!("read-out probe (linear, frozen EOS features): {readout}");
     if args.baselines_only {
         return Ok(());
     }
@@ -333,6 +378,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("screened", &screened),
         ("unscreened", &everyone),
         ("truth", &truth_labels),
+        ("dense-truth", &dense_truth),
     ];
     for (name, records) in label_sets
         .into_iter()
@@ -397,11 +443,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         serde_json::to_string_pretty(&json!({
             "kept_labelers": kept,
             "screening": screening,
+            "prompts": prompt_counts,
             "test_comparisons": test.len(),
             "sft_likelihood_baseline": likelihood,
             "claim_pairs": claims.len(),
             "claims_sft_likelihood_baseline": claims_likelihood,
             "knowledge_probe": knowledge,
+            "readout_probe": readout,
             "reports": reports,
         }))?
     );

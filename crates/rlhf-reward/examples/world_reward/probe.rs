@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::error::Error;
 
 use rlhf_data::tokenizer::Tokenizer;
-use rlhf_data::world::{Attribute, Habit, PromptKind, World};
+use rlhf_data::world::{Attribute, Habit, PromptKind, World, WorldPrompt};
 use rlhf_reward::Comparison;
 use rlhf_transformer::{Example, Gpt, lm_batch};
 use serde_json::json;
@@ -35,7 +35,7 @@ fn row_log_likelihoods(lm: &Gpt, rows: &[Vec<u32>], pad: u32) -> Result<Vec<f64>
 }
 
 /// Right / total votes per slice as `{slice: {accuracy, pairs}}` plus `overall`.
-fn tally_json(tally: &BTreeMap<String, (f64, usize)>) -> serde_json::Value {
+pub fn tally_json(tally: &BTreeMap<String, (f64, usize)>) -> serde_json::Value {
     let (right, total) = tally
         .values()
         .fold((0.0, 0), |(r, n), &(a, b)| (r + a, n + b));
@@ -54,7 +54,7 @@ fn tally_json(tally: &BTreeMap<String, (f64, usize)>) -> serde_json::Value {
 }
 
 /// 1 when `better` is more likely than `worse`, 1/2 on a tie, else 0.
-fn vote(better: f64, worse: f64) -> f64 {
+pub fn vote(better: f64, worse: f64) -> f64 {
     match better.partial_cmp(&worse) {
         Some(std::cmp::Ordering::Greater) => 1.0,
         Some(std::cmp::Ordering::Equal) => 0.5,
@@ -143,6 +143,28 @@ fn capitalise(word: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Token rows (prompt + statement + EOS) of the correct statement (row 0) and the wrong
+/// ones for an answerable `prompt`; `None` for other prompts. `offset` rotates the wrong
+/// capitals chosen.
+pub fn statement_rows(
+    world: &World,
+    tok: &dyn Tokenizer,
+    prompt: &WorldPrompt,
+    offset: usize,
+) -> Option<Vec<Vec<u32>>> {
+    let correct = correct_statement(world, &prompt.kind)?;
+    let statements = std::iter::once(correct).chain(wrong_statements(world, &prompt.kind, offset));
+    Some(
+        statements
+            .map(|s| {
+                let (mut p, r) = encode(tok, &prompt.text, &s);
+                p.extend(r);
+                p
+            })
+            .collect(),
+    )
+}
+
 /// The knowledge probe on the answerable eval prompts: per slice (`fact`,
 /// `arithmetic-in-corpus` when the corpus answers that very question correctly at least once,
 /// in a dialogue or a line of the arithmetic table, `arithmetic-not-in-corpus` otherwise), the
@@ -176,17 +198,7 @@ pub fn knowledge_probe(
             (_, true) => "arithmetic-in-corpus",
             (_, false) => "arithmetic-not-in-corpus",
         };
-        let statements: Vec<String> = std::iter::once(correct)
-            .chain(wrong_statements(world, &prompt.kind, i))
-            .collect();
-        let rows: Vec<Vec<u32>> = statements
-            .iter()
-            .map(|s| {
-                let (mut p, r) = encode(tok, &prompt.text, s);
-                p.extend(r);
-                p
-            })
-            .collect();
+        let rows = statement_rows(world, tok, prompt, i).unwrap_or_default();
         let ll = row_log_likelihoods(lm, &rows, tok.pad_id())?;
         let entry = tally.entry(slice.to_string()).or_default();
         for &wrong in &ll[1..] {
