@@ -3,8 +3,9 @@
 //! preference on held-out prompts.
 //!
 //! 1. The world (seeded) gives a corpus, demonstrations, RL prompts and disjoint eval prompts
-//!    (`--arithmetic-repeats`, `--fact-repeats`, `--corpus-dialogues`, `--confirmation-rate`,
-//!    `--correction-rate` change the corpus only; the prompts and the test stay the same).
+//!    (`--arithmetic-repeats`, `--fact-repeats`, `--corpus-dialogues`, `--wrong-answer-rate`,
+//!    `--confirmation-rate`, `--correction-rate` change the corpus only; the prompts and the
+//!    test stay the same).
 //! 2. The SFT trunk ([`sft`]): `--sft DIR` (an HF GPT-2 directory with its `tokenizer.json`),
 //!    or, by default, a BPE tokenizer trained on the corpus and a tiny GPT-2 pretrained on it
 //!    and fine-tuned on the demonstrations here (saved under the output directory).
@@ -116,6 +117,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--arithmetic-repeats" => args.world.arithmetic_repeats = value()?.parse()?,
             "--confirmation-rate" => args.world.confirmation_rate = value()?.parse()?,
             "--correction-rate" => args.world.correction_rate = value()?.parse()?,
+            "--wrong-answer-rate" => args.world.wrong_answer_rate = value()?.parse()?,
             "--fact-repeats" => args.world.fact_repeats = value()?.parse()?,
             "--corpus-dialogues" => args.world.corpus_dialogues = value()?.parse()?,
             "--k" => args.k = value()?.parse()?,
