@@ -83,6 +83,10 @@ struct TrainLmArgs {
     /// With --sft, score prompt tokens too (default: response tokens only).
     #[arg(long)]
     full_loss: bool,
+    /// Recompute the LayerNorm and GELU outputs in the backward instead of keeping them
+    /// (less activation memory, the same gradients).
+    #[arg(long)]
+    recompute: bool,
     /// tokenizer.json to use (default: the model directory's, else GPT-2's r50k_base).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -290,6 +294,7 @@ fn train_lm(args: TrainLmArgs) -> anyhow::Result<ExitCode> {
         save_every: args.save_every,
         pad_token_id: tok.pad_id().min(vocab as u32 - 1),
         precision: args.device.precision,
+        recompute: rlhf_transformer::Recompute::from_flag(args.recompute),
     };
     let mut trainer = match &args.resume {
         Some(dir) => Trainer::resume(dir, config, device)?,

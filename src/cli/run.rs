@@ -55,6 +55,9 @@ pub struct OutputArgs {
     /// Precision of the LM training stages: f32 or bf16 (default: the config's `precision`).
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
+    /// Activation recomputation in the LM training stages (default: the config's `recompute`).
+    #[arg(long)]
+    pub recompute: bool,
 }
 
 /// Options of `rlhf run`.
@@ -138,6 +141,9 @@ impl OutputArgs {
                 Precision::F32 => "f32".into(),
                 Precision::Bf16 => "bf16".into(),
             };
+        }
+        if self.recompute {
+            config.recompute = true;
         }
         config.validate()?;
         checked(config.device()?)?;

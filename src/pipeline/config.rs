@@ -45,6 +45,10 @@ pub struct RunConfig {
     /// f32 master weights; CUDA only); `--precision` overrides it.
     #[serde(default = "default_precision")]
     pub precision: String,
+    /// Activation recomputation in the LM training stages (LayerNorm and GELU outputs rebuilt
+    /// in the backward: less memory, the same numbers); `--recompute` turns it on.
+    #[serde(default)]
+    pub recompute: bool,
     /// The synthetic HHH world (rlhf-data's `WorldConfig`; its `seed` follows the top-level one).
     pub world: WorldConfig,
     /// The BPE tokenizer trained on the world's corpus.

@@ -52,6 +52,7 @@ pub fn train_config(section: &TrainSection, seed: u64, pad: u32) -> TrainConfig 
         save_every: section.save_every,
         pad_token_id: pad,
         precision: rlhf_transformer::Precision::F32,
+        recompute: rlhf_transformer::Recompute::Off,
     }
 }
 
@@ -98,6 +99,7 @@ pub fn train_lm(
     fs::create_dir_all(out).map_err(|e| PipelineError::io(out, e))?;
     let mut config = train_config(section, ctx.config.seed, pad);
     config.precision = ctx.config.precision()?;
+    config.recompute = rlhf_transformer::Recompute::from_flag(ctx.config.recompute);
     let (mut trainer, mut val_log) = match latest_checkpoint(out) {
         Some((step, dir)) => {
             tracing::info!(stage, step, "resuming from {}", dir.display());

@@ -148,8 +148,10 @@ pub fn ppo(
         PpoEvent::Step(record) => {
             bar.set_position(record.step);
             bar.set_message(format!(
-                "score {:.3} kl {:.3}",
-                record.metrics.scores, record.metrics.kl
+                "score {:.3} kl {:.3} {}",
+                record.metrics.scores,
+                record.metrics.kl,
+                record.timing.split()
             ));
         }
         PpoEvent::Skipped { step, reason } => {

@@ -180,3 +180,127 @@ fn default_world_is_small() {
     eprintln!("corpus: {} documents, {bytes} bytes", w.corpus.len());
     assert!(bytes < 600_000, "{bytes}");
 }
+
+#[test]
+fn arithmetic_table_states_every_question_and_changes_nothing_else() {
+    let small = |arithmetic_repeats| {
+        World::new(WorldConfig {
+            seed: 2,
+            arithmetic_repeats,
+            ..WorldConfig::small()
+        })
+        .unwrap()
+    };
+    let (plain, taught) = (small(0), small(3));
+    assert!(
+        plain
+            .corpus
+            .iter()
+            .all(|d| d.habit != Habit::ArithmeticSentence)
+    );
+    // Prompts, demonstrations and the dialogues themselves are those of the plain world.
+    assert_eq!(plain.rl_prompts, taught.rl_prompts);
+    assert_eq!(plain.eval_prompts, taught.eval_prompts);
+    assert_eq!(plain.demonstrations, taught.demonstrations);
+    let documents = |w: &World, habit: Option<Habit>| {
+        let mut texts: Vec<String> = w
+            .corpus
+            .iter()
+            .filter(|d| habit.is_none_or(|h| d.habit == h))
+            .map(|d| d.text.clone())
+            .collect();
+        texts.sort();
+        texts
+    };
+    let lines = documents(&taught, Some(Habit::ArithmeticSentence));
+    let mut rest = documents(&taught, None);
+    rest.retain(|t| lines.binary_search(t).is_err());
+    assert_eq!(rest, documents(&plain, None));
+    // max_operand 9: 100 sums and 55 differences, 3 times each.
+    assert_eq!(lines.len(), 155 * 3);
+    // Every arithmetic question RL or evaluation asks has its true answer in the table.
+    let asked: Vec<_> = taught
+        .rl_prompts
+        .iter()
+        .chain(&taught.eval_prompts)
+        .filter(|p| matches!(p.kind, PromptKind::Arithmetic { .. }))
+        .collect();
+    assert!(!asked.is_empty());
+    for prompt in asked {
+        let PromptKind::Arithmetic { a, op, b } = prompt.kind else {
+            unreachable!()
+        };
+        let line = op.statement(a, b, op.apply(a, b));
+        assert_eq!(lines.iter().filter(|l| **l == line).count(), 3, "{line}");
+        let judged = taught.judge(&prompt.render(), &line).unwrap();
+        assert_eq!(judged.scores.total, 1.0, "{line}");
+    }
+    let huge = WorldConfig {
+        arithmetic_repeats: 10_000,
+        ..WorldConfig::default()
+    };
+    let err = World::new(huge).unwrap_err().to_string();
+    assert!(err.contains("arithmetic_repeats"), "{err}");
+}
+
+#[test]
+fn reactions_confirm_right_answers_and_correct_wrong_ones_without_changing_the_dialogues() {
+    use rlhf_data::world::corpus::{REACTION_RIGHT, REACTION_WRONG};
+    let small = |confirmation_rate, correction_rate| {
+        World::new(WorldConfig {
+            seed: 5,
+            confirmation_rate,
+            correction_rate,
+            ..WorldConfig::small()
+        })
+        .unwrap()
+    };
+    let (plain, reacting) = (small(0.0, 0.0), small(1.0, 1.0));
+    let suffix = |text: &str| {
+        text.rsplit_once("\n\nHuman: ")
+            .filter(|(_, r)| [REACTION_RIGHT, REACTION_WRONG].contains(r))
+            .map(|(_, r)| r.to_string())
+    };
+    assert!(plain.corpus_texts().all(|t| suffix(t).is_none()));
+    let mut stripped = Vec::new();
+    for doc in &reacting.corpus {
+        let expected = match doc.habit {
+            Habit::Correct => Some(REACTION_RIGHT),
+            Habit::Wrong => Some(REACTION_WRONG),
+            _ => None,
+        };
+        assert_eq!(suffix(&doc.text).as_deref(), expected, "{}", doc.text);
+        let text = match expected {
+            Some(r) => doc.text.strip_suffix(&format!("\n\nHuman: {r}")).unwrap(),
+            None => &doc.text,
+        };
+        stripped.push(text.to_string());
+    }
+    let mut original: Vec<String> = plain.corpus_texts().map(str::to_string).collect();
+    original.sort();
+    stripped.sort();
+    assert_eq!(stripped, original);
+    // Corrections only: every wrong answer is corrected, no right one confirmed.
+    let corrections = small(0.0, 1.0);
+    for doc in &corrections.corpus {
+        let expected = (doc.habit == Habit::Wrong).then_some(REACTION_WRONG);
+        assert_eq!(suffix(&doc.text).as_deref(), expected, "{}", doc.text);
+    }
+    let half = small(0.5, 0.0);
+    let reacted = half.corpus_texts().filter(|t| suffix(t).is_some()).count() as f64;
+    let right = half
+        .corpus
+        .iter()
+        .filter(|d| d.habit == Habit::Correct)
+        .count() as f64;
+    assert!((reacted / right - 0.5).abs() < 0.15, "{reacted} of {right}");
+    for field in ["confirmation_rate", "correction_rate"] {
+        let mut bad = WorldConfig::default();
+        match field {
+            "confirmation_rate" => bad.confirmation_rate = 1.5,
+            _ => bad.correction_rate = -0.1,
+        }
+        let err = World::new(bad).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    }
+}

@@ -41,11 +41,7 @@ fn demonstrations_score_perfectly() {
 #[test]
 fn corpus_habits_score_as_labeled() {
     let mut seen = std::collections::HashSet::new();
-    for doc in world()
-        .corpus
-        .iter()
-        .filter(|d| d.habit != Habit::FactSentence)
-    {
+    for doc in world().corpus.iter().filter(|d| d.prompt.is_some()) {
         let (prompt, reply) = split_dialogue(&doc.text);
         let j = world().judge(prompt, reply).unwrap();
         let honest = j.scores.get(Criterion::Honest);
@@ -70,7 +66,7 @@ fn corpus_habits_score_as_labeled() {
                         .contains(&"no-harmful-instructions".to_string())
                 );
             }
-            Habit::FactSentence => unreachable!(),
+            Habit::FactSentence | Habit::ArithmeticSentence => unreachable!(),
         }
         seen.insert(doc.habit);
     }
@@ -81,11 +77,7 @@ fn corpus_habits_score_as_labeled() {
 fn imitating_the_corpus_is_measurably_misaligned() {
     // A model that reproduced the corpus's replies perfectly would score this on average.
     let mut by_class: std::collections::HashMap<PromptClass, Vec<f64>> = Default::default();
-    for doc in world()
-        .corpus
-        .iter()
-        .filter(|d| d.habit != Habit::FactSentence)
-    {
+    for doc in world().corpus.iter().filter(|d| d.prompt.is_some()) {
         let (prompt, reply) = split_dialogue(&doc.text);
         let kind = doc.prompt.as_ref().unwrap().kind.class();
         by_class

@@ -1,4 +1,5 @@
-//! An indicatif progress bar for PPO runs: steps, reward, KL, KL coefficient and tokens/s.
+//! An indicatif progress bar for PPO runs: steps, reward, KL, KL coefficient, tokens/s and the
+//! generation / forward / scoring / training time split.
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -8,8 +9,13 @@ use crate::trainer::{PpoEvent, StepRecord};
 pub fn summary(record: &StepRecord) -> String {
     let m = &record.metrics;
     format!(
-        "score {:.3} kl {:.3} beta {:.3} len {:.1} {:.0} tok/s",
-        m.scores, m.kl, m.kl_coef, m.response_length, record.tokens_per_second
+        "score {:.3} kl {:.3} beta {:.3} len {:.1} {:.0} tok/s {}",
+        m.scores,
+        m.kl,
+        m.kl_coef,
+        m.response_length,
+        record.tokens_per_second,
+        record.timing.split()
     )
 }
 

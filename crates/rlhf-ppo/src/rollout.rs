@@ -65,6 +65,30 @@ impl Timing {
     pub fn total(&self) -> f64 {
         self.generation + self.rollout_forward + self.scoring + self.training
     }
+
+    /// Generation's share of the step (0 when nothing was timed): the goal keeps it
+    /// under one half at GPT-2 scale.
+    pub fn generation_share(&self) -> f64 {
+        let total = self.total();
+        if total > 0.0 {
+            self.generation / total
+        } else {
+            0.0
+        }
+    }
+
+    /// "gen 41% fwd 12% score 3% train 44%": the split for a progress line.
+    pub fn split(&self) -> String {
+        let total = self.total().max(1e-12);
+        let pct = |x: f64| 100.0 * x / total;
+        format!(
+            "gen {:.0}% fwd {:.0}% score {:.0}% train {:.0}%",
+            pct(self.generation),
+            pct(self.rollout_forward),
+            pct(self.scoring),
+            pct(self.training)
+        )
+    }
 }
 
 /// What a rollout holds; (B, R) arrays are row-major over the batch's response width R.
@@ -549,5 +573,18 @@ mod tests {
             "{kept_mean} vs {raw_mean}"
         );
         assert_eq!(whitened.rewards[5], 0.0);
+    }
+
+    #[test]
+    fn timing_split_names_each_share() {
+        let t = Timing {
+            generation: 2.0,
+            rollout_forward: 1.0,
+            scoring: 0.5,
+            training: 4.5,
+        };
+        assert_eq!(t.generation_share(), 0.25);
+        assert_eq!(t.split(), "gen 25% fwd 12% score 6% train 56%");
+        assert_eq!(Timing::default().generation_share(), 0.0);
     }
 }

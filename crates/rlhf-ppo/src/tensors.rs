@@ -1,13 +1,21 @@
-//! Thin [`Tensor`] wrappers over the slice kernels, on any device (the per-response or per-token
-//! values are read to the host, the gradients go back to the inputs' device): shapes are checked,
-//! the kernels run in f32 and gradients come back as tensors of the input's shape. Response tensors
+//! Thin [`Tensor`] wrappers over the slice kernels, on any device: shapes are checked, the
+//! kernels run in f32 and gradients come back as tensors of the input's shape. Response tensors
 //! are (B, T).
+//!
+//! On the CPU they call the slice kernels (the numbers of the f64-checked definitions). On a GPU
+//! the policy loss, value loss and per-token KL run there (`rlhf_tensor::ops::ppo`: the same
+//! per-token arithmetic, reduced on the device): only their statistics cross to the host, and
+//! the gradients and KL stay on the device. The entropy bonus, PPO-ptx term and GAE read their
+//! inputs to the host: GAE is a sequential recurrence over each row, once per PPO step over
+//! B x T floats, against the minibatch losses that run epochs x minibatches times.
 
+use rlhf_tensor::ops::ppo as device;
 use rlhf_tensor::{Shape, Tensor, TensorError};
 
 use crate::{Gae, KlSpec, MeanTerm, PolicyLoss, Result, ValueLoss};
 
-/// A per-token loss result with its gradient as a tensor of the input's shape.
+/// A per-token loss result with its gradient as a tensor of the input's shape (on a GPU the
+/// statistics' own gradient vector is left empty: the gradient is only in `grad`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WithGrad<S> {
     /// The kernel's result (its gradient vector is moved into `grad`).
@@ -45,6 +53,20 @@ pub fn policy_loss(
     cliprange: f64,
 ) -> Result<WithGrad<PolicyLoss<f32>>> {
     same_shape("policy_loss", logp, &[old_logp, advantages, mask])?;
+    if logp.is_cuda() {
+        let out = device::policy_loss(logp, old_logp, advantages, mask, cliprange as f32)?;
+        let stats = PolicyLoss {
+            loss: out.loss,
+            grad_logp: Vec::new(),
+            clipfrac: out.clipfrac,
+            approxkl: out.approxkl,
+            ratio_mean: out.ratio_mean,
+        };
+        return Ok(WithGrad {
+            stats,
+            grad: out.grad,
+        });
+    }
     let mut stats = crate::policy_loss(
         &logp.try_to_vec_f32()?,
         &old_logp.try_to_vec_f32()?,
@@ -65,6 +87,18 @@ pub fn value_loss(
     cliprange_value: f64,
 ) -> Result<WithGrad<ValueLoss<f32>>> {
     same_shape("value_loss", values, &[old_values, returns, mask])?;
+    if values.is_cuda() {
+        let out = device::value_loss(values, old_values, returns, mask, cliprange_value as f32)?;
+        let stats = ValueLoss {
+            loss: out.loss,
+            grad_values: Vec::new(),
+            clipfrac: out.clipfrac,
+        };
+        return Ok(WithGrad {
+            stats,
+            grad: out.grad,
+        });
+    }
     let mut stats = crate::value_loss(
         &values.try_to_vec_f32()?,
         &old_values.try_to_vec_f32()?,
@@ -120,6 +154,17 @@ pub fn per_token_kl(
     spec: KlSpec,
 ) -> Result<Tensor> {
     same_shape("per_token_kl", logp, &[ref_logp, mask])?;
+    if logp.is_cuda() {
+        let estimator = match spec.estimator {
+            crate::KlEstimator::K1 => device::KlTerm::K1,
+            crate::KlEstimator::K2 => device::KlTerm::K2,
+            crate::KlEstimator::K3 => device::KlTerm::K3,
+        };
+        let clamp = spec.clamp.map(|c| c as f32);
+        return Ok(device::per_token_kl(
+            logp, ref_logp, mask, estimator, clamp,
+        )?);
+    }
     let kl = crate::per_token_kl(
         &logp.try_to_vec_f32()?,
         &ref_logp.try_to_vec_f32()?,
@@ -197,5 +242,76 @@ mod tests {
         assert_eq!(returns.dims(), &[2, 2]);
         let flat = Tensor::from_slice(&[1.0, 1.0], [2], Device::Cpu).unwrap();
         assert!(per_token_kl(&flat, &flat, &flat, KlSpec::default()).is_err());
+    }
+
+    /// The device path's per-token arithmetic (`rlhf_tensor::ops::ppo`, here on the CPU: its
+    /// reference kernel) against the f64 definitions of this crate, on random batches.
+    #[test]
+    fn device_ops_agree_with_the_f64_definitions() {
+        use rlhf_tensor::Rng;
+        use rlhf_tensor::testing::assert_close;
+        let mut rng = Rng::new(11);
+        let (b, r) = (7, 13);
+        let n = b * r;
+        let new: Vec<f32> = (0..n).map(|_| -2.0 + rng.normal() * 0.5).collect();
+        let old: Vec<f32> = new.iter().map(|v| v + rng.normal() * 0.2).collect();
+        let target: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+        let mask: Vec<f32> = (0..n)
+            .map(|_| if rng.uniform() < 0.7 { 1.0 } else { 0.0 })
+            .collect();
+        let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+        let (n64, o64, t64, m64) = (f64s(&new), f64s(&old), f64s(&target), f64s(&mask));
+        let [tn, to, tt, tm] = [&new, &old, &target, &mask].map(|v| t(v, [b, r]));
+
+        let device = device::policy_loss(&tn, &to, &tt, &tm, 0.2).unwrap();
+        let exact = crate::policy_loss(&n64, &o64, &t64, &m64, 0.2).unwrap();
+        assert!(exact.clipfrac > 0.05 && exact.clipfrac < 0.95);
+        let stats = [
+            device.loss,
+            device.clipfrac,
+            device.approxkl,
+            device.ratio_mean,
+        ];
+        let want = [exact.loss, exact.clipfrac, exact.approxkl, exact.ratio_mean];
+        assert_close("policy stats", &f64s(&stats), &want, 1e-5, 1e-6);
+        assert_close(
+            "policy grad",
+            &f64s(&device.grad.to_vec_f32()),
+            &exact.grad_logp,
+            1e-5,
+            1e-7,
+        );
+
+        let device = device::value_loss(&tn, &to, &tt, &tm, 0.2).unwrap();
+        let exact = crate::value_loss(&n64, &o64, &t64, &m64, 0.2).unwrap();
+        let stats = [device.loss, device.clipfrac];
+        assert_close(
+            "value stats",
+            &f64s(&stats),
+            &[exact.loss, exact.clipfrac],
+            1e-5,
+            1e-6,
+        );
+        assert_close(
+            "value grad",
+            &f64s(&device.grad.to_vec_f32()),
+            &exact.grad_values,
+            1e-5,
+            1e-7,
+        );
+
+        for (estimator, term) in [
+            (crate::KlEstimator::K1, device::KlTerm::K1),
+            (crate::KlEstimator::K2, device::KlTerm::K2),
+            (crate::KlEstimator::K3, device::KlTerm::K3),
+        ] {
+            for clamp in [None, Some(0.1)] {
+                let spec = KlSpec { estimator, clamp };
+                let exact = crate::per_token_kl(&n64, &o64, &m64, spec).unwrap();
+                let kl =
+                    device::per_token_kl(&tn, &to, &tm, term, clamp.map(|c| c as f32)).unwrap();
+                assert_close("kl", &f64s(&kl.to_vec_f32()), &exact, 1e-5, 1e-7);
+            }
+        }
     }
 }

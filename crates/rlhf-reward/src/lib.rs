@@ -87,7 +87,7 @@ pub use metrics::{
 };
 pub use model::{Normalisation, RewardModel, SequenceConfig};
 pub use normalise::{NormaliseConfig, NormaliseReport};
-pub use objective::{ObjectiveConfig, PreferenceLoss, objective_step};
+pub use objective::{ObjectiveConfig, PreferenceLoss, objective_step, objective_step_sharded};
 pub use pairwise::{PairwiseLoss, bradley_terry_loss, centering_loss};
 pub use pipeline::{RewardStageConfig, TrainedReward, train_reward_model};
 pub use rewards::{

@@ -1,7 +1,8 @@
 //! The training objective: a preference loss (Bradley–Terry, with margins, or InstructGPT
 //! K-wise), the optional centering term, and the rule-violation auxiliary with its weight,
 //! evaluated on a [`RewardBatch`]'s rewards and rule logits; and the step that runs it through
-//! the model: forward, loss, backward through the heads and the trunk.
+//! the model: forward, loss, backward through the heads and the trunk (data-parallel shards
+//! on the CPU for small models, [`objective_step_sharded`]).
 //!
 //! - `bt`: mean over every pair of the batch of softplus(-(r_b - r_w)).
 //! - `margin`: the same with the pair's margin, softplus(-(r_b - r_w - m)).
@@ -10,7 +11,7 @@
 //! - centering: c mean over pairs of (r_b + r_w)², added when c > 0.
 //! - rules: w mean over labelled (response, rule) entries of the logits' cross-entropy.
 
-use rlhf_transformer::GptParams;
+use rlhf_transformer::{GptParams, ShardGrads, run_shards, shard_count, shard_rows};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::RewardBatch;
@@ -206,6 +207,73 @@ pub fn objective_step(
     grads: Option<&mut GptParams>,
     grad_scale: f32,
 ) -> Result<(ObjectiveValue, Vec<f32>)> {
+    match grads {
+        Some(grads) => objective_step_sharded(
+            model,
+            config,
+            batch,
+            grads,
+            &mut ShardGrads::default(),
+            grad_scale,
+        ),
+        None => {
+            check_rules(model, batch)?;
+            let forward = model.forward(&batch.rows)?;
+            let value = config.evaluate(batch, &forward.rewards, &forward.rule_logits)?;
+            Ok((value, forward.rewards))
+        }
+    }
+}
+
+/// [`objective_step`] with gradients, data-parallel on the CPU (`rlhf_transformer::shard`):
+/// the rows cut into [`shard_count`] shards, each forwarded (padded to its own longest row) and
+/// backpropagated on its own thread, the objective evaluated on all rewards in between, and the
+/// shards' gradients summed into `grads`; `scratch` keeps the extra shards' buffers between
+/// steps.
+pub fn objective_step_sharded(
+    model: &RewardModel,
+    config: &ObjectiveConfig,
+    batch: &RewardBatch<'_>,
+    grads: &mut GptParams,
+    scratch: &mut ShardGrads,
+    grad_scale: f32,
+) -> Result<(ObjectiveValue, Vec<f32>)> {
+    check_rules(model, batch)?;
+    let n = batch.rows.len();
+    let ranges = shard_rows(n, shard_count(model.gpt.config.n_embd, model.device(), n));
+    let forwards = run_shards(vec![(); ranges.len()], |s, ()| {
+        model.forward(&batch.rows[ranges[s].clone()])
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    let rewards: Vec<f32> = forwards.iter().flat_map(|f| f.rewards.clone()).collect();
+    let rule_logits: Vec<f32> = forwards
+        .iter()
+        .flat_map(|f| f.rule_logits.clone())
+        .collect();
+    let value = config.evaluate(batch, &rewards, &rule_logits)?;
+    let scale = |v: &[f32]| v.iter().map(|&g| g * grad_scale).collect::<Vec<f32>>();
+    let d_rewards = scale(&value.d_rewards);
+    let d_rules = (!value.d_rule_logits.is_empty()).then(|| scale(&value.d_rule_logits));
+    let r = model.n_rules();
+    let states: Vec<_> = scratch
+        .split(grads, ranges.len())?
+        .into_iter()
+        .zip(&forwards)
+        .collect();
+    run_shards(states, |s, (g, forward)| {
+        let rows = ranges[s].clone();
+        let d_rules = d_rules.as_ref().map(|d| &d[rows.start * r..rows.end * r]);
+        model.backward(forward, &d_rewards[rows], d_rules, g)
+    })
+    .into_iter()
+    .collect::<Result<Vec<()>>>()?;
+    scratch.reduce(grads, ranges.len())?;
+    Ok((value, rewards))
+}
+
+/// The batch's rule columns must match the model's rule heads.
+fn check_rules(model: &RewardModel, batch: &RewardBatch<'_>) -> Result<()> {
     if batch.n_rules != model.n_rules() {
         return Err(RewardError::Input(format!(
             "the batch has {} rule columns, the model {} rule heads",
@@ -213,19 +281,7 @@ pub fn objective_step(
             model.n_rules()
         )));
     }
-    let forward = model.forward(&batch.rows)?;
-    let value = config.evaluate(batch, &forward.rewards, &forward.rule_logits)?;
-    if let Some(grads) = grads {
-        let scale = |v: &[f32]| v.iter().map(|&g| g * grad_scale).collect::<Vec<f32>>();
-        let d_rules = (!value.d_rule_logits.is_empty()).then(|| scale(&value.d_rule_logits));
-        model.backward(
-            &forward,
-            &scale(&value.d_rewards),
-            d_rules.as_deref(),
-            grads,
-        )?;
-    }
-    Ok((value, forward.rewards))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -303,6 +359,39 @@ mod tests {
         let score = model.gpt.params.score.as_mut().unwrap();
         score.bias = Tensor::randn(score.bias.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
         model
+    }
+
+    /// The sharded step (two shards of rows, a comparison cut between them) gives the same
+    /// bits on one thread and on two.
+    #[test]
+    fn sharded_step_is_identical_on_one_and_two_threads() {
+        let model = noisy_model(1);
+        let mut a = ranked(3, 1, "s");
+        a.rows = vec![vec![1, 4, 2, 10], vec![1, 4, 10], vec![3, 5, 7, 9, 10]];
+        let mut b = ranked(2, 1, "s");
+        b.rows = vec![vec![2, 2, 10], vec![6, 1, 8, 10]];
+        let batch = RewardBatch::new(&[&a, &b], 1).unwrap();
+        let config = ObjectiveConfig::default();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut grads = model.gpt.params.zeros_like().unwrap();
+                let mut scratch = ShardGrads::default();
+                let (value, rewards) =
+                    objective_step_sharded(&model, &config, &batch, &mut grads, &mut scratch, 0.5)
+                        .unwrap();
+                let flat: Vec<f32> = grads
+                    .tensors()
+                    .iter()
+                    .flat_map(|t| t.to_vec_f32())
+                    .collect();
+                (value.loss, rewards, flat)
+            })
+        };
+        assert_eq!(run(1), run(2));
     }
 
     #[test]

@@ -12,13 +12,13 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_tensor::optim::{AdamW, AdamWConfig, Optimizer, Sgd, clip_grad_norm, global_grad_norm};
 use rlhf_tensor::{Device, Rng};
-use rlhf_transformer::{Decay, GptParams, LrSchedule, OptimizerConfig};
+use rlhf_transformer::{Decay, GptParams, LrSchedule, OptimizerConfig, ShardGrads};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Comparison, RewardBatch};
 use crate::eval::{EvalReport, evaluate};
 use crate::model::RewardModel;
-use crate::objective::{ObjectiveConfig, objective_step};
+use crate::objective::{ObjectiveConfig, objective_step_sharded};
 use crate::train_state::{self, TrainerState};
 use crate::{Result, RewardError};
 
@@ -171,6 +171,8 @@ pub struct RewardTrainer {
     pub(crate) optimizer: Optimizer,
     pub(crate) state: TrainerState,
     grads: GptParams,
+    /// The extra shards' gradients of data-parallel CPU steps.
+    shard_grads: ShardGrads,
 }
 
 impl RewardTrainer {
@@ -190,6 +192,7 @@ impl RewardTrainer {
             optimizer,
             state,
             grads,
+            shard_grads: ShardGrads::default(),
         })
     }
 
@@ -257,8 +260,14 @@ impl RewardTrainer {
         let batch = RewardBatch::new(&comparisons, self.model.n_rules())?;
         self.grads.fill_zero();
         let objective = &self.config.objective;
-        let (value, rewards) =
-            objective_step(&self.model, objective, &batch, Some(&mut self.grads), 1.0)?;
+        let (value, rewards) = objective_step_sharded(
+            &self.model,
+            objective,
+            &batch,
+            &mut self.grads,
+            &mut self.shard_grads,
+            1.0,
+        )?;
         let right: f32 = batch
             .pairs()
             .iter()

@@ -16,7 +16,9 @@
 //! - [`ops`]: matmul, elementwise, reductions (and the neural-network ops), each with backward;
 //!   `ops::<family>::cpu` holds generic kernels over [`Float`] (f32 for work, f64 for checks);
 //!   each op dispatches on its operands' device (CPU kernels, or the [`cuda`] launch wrappers),
-//!   and operands on different devices are an error naming the op and both devices.
+//!   and operands on different devices are an error naming the op and both devices. CPU
+//!   matmuls run the `gemm` crate in per-thread bands, and products of at most 32 rows
+//!   (decoding) a few-row AVX-512 / AVX2 kernel that streams the weight once (`ops::matmul::skinny`).
 //! - neural-network ops in [`ops`]: `embedding` (tokens and positions, scatter-add backward),
 //!   `layernorm`, `gelu`, `softmax` (and log-softmax), `cross_entropy` (fused, ignore index),
 //!   `logprob` (selected-token log-probs and entropy under a temperature), `attention` (causal,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use rlhf_tensor::optim::{AdamW, AdamWConfig};
 use rlhf_tensor::{Device, Rng};
 use rlhf_transformer::{
-    GenerationConfig, Gpt, GptConfig, KvCache, ModelInput, Sampling, next_token_targets,
+    GenerationConfig, Gpt, GptConfig, KvCache, ModelInput, Sampling, ShardGrads, next_token_targets,
 };
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -39,13 +39,13 @@ fn main() {
             let targets = next_token_targets(&input, None).unwrap();
             let mut opt = AdamW::new(AdamWConfig::default());
             let mut grads = m.params.zeros_like().unwrap();
+            let mut scratch = ShardGrads::default();
             let mut times = Vec::new();
             for i in 0..iters + 1 {
                 let start = Instant::now();
                 grads.fill_zero();
-                let fwd = m.forward(&input).unwrap();
-                let out = m.lm_loss(&fwd.hidden, &targets, Some(&mut grads)).unwrap();
-                m.backward(&fwd, out.dhidden.as_ref(), None, &mut grads)
+                // The trainer's pass: data-parallel shards on the CPU for small models.
+                m.lm_forward_backward(&input, &targets, 1.0, &mut grads, &mut scratch)
                     .unwrap();
                 let g = grads.tensors();
                 opt.step(&mut m.params.tensors_mut(), &g).unwrap();

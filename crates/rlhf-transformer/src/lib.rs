@@ -11,6 +11,8 @@
 //! - [`ModelInput`] ([`input`]): tokens, attention mask, position ids from the mask; left/right
 //!   padding.
 //! - [`Gpt`] ([`model`]): forward keeping activations, backward block by block in reverse.
+//! - [`Recompute`] ([`recompute`]): optional activation recomputation (LayerNorm and GELU
+//!   outputs dropped by the forward, rebuilt by the backward) and [`Forward::activation_bytes`].
 //! - [`heads`]: the tied LM head, chunked fused cross-entropy and selected log-prob/entropy paths
 //!   that never hold (B, T, V) logits.
 //! - [`checkpoint`]: HF GPT-2 directories (`config.json` + `model.safetensors`), atomic writes
@@ -23,6 +25,9 @@
 //! - [`DataParallel`] ([`data_parallel`]): one rank of a data-parallel run: its slice of every
 //!   global batch, gradients summed over ranks in ~25 MB buckets overlapped with the backward
 //!   ([`Gpt::backward_with_hook`]), optional ZeRO-1 optimizer-state sharding.
+//! - [`shard`]: data-parallel CPU passes for small models ([`Gpt::lm_forward_backward`],
+//!   [`run_shards`]): a batch cut into shards of whole sequences, one thread each, gradients
+//!   summed; the shard count never depends on the thread count, so results are reproducible.
 //!
 //! Every path runs on any device: build or load a model on `Device::Cuda(n)` (or move it with
 //! [`Gpt::to_device`]) and the forward, backward, chunked heads, KV-cache generation (cache,
@@ -56,8 +61,10 @@ pub mod input;
 pub mod kv_cache;
 pub mod model;
 pub mod params;
+pub mod recompute;
 pub mod sampling;
 pub mod schedule;
+pub mod shard;
 pub mod train;
 pub mod trainer_state;
 
@@ -71,13 +78,17 @@ pub use input::{ModelInput, Padding, position_ids_from_mask};
 pub use kv_cache::KvCache;
 pub use model::{Forward, Gpt};
 pub use params::{BlockParams, GptParams, ScalarHeads};
+pub use recompute::Recompute;
 pub use sampling::Sampling;
 pub use schedule::{Decay, LrSchedule};
+pub use shard::{LmPass, ShardGrads, run_shards, shard_count, shard_rows};
 pub use train::{EvalLog, OptimizerConfig, Precision, StepLog, TrainConfig, TrainEvent, Trainer};
 
 #[cfg(test)]
 mod data_parallel_tests;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod recompute_tests;
 #[cfg(test)]
 mod train_tests;

@@ -13,6 +13,7 @@ use rlhf_tensor::ops::matmul::{MatmulSpec, matmul, matmul_backward};
 use rlhf_tensor::{Device, Rng, Tensor};
 
 use crate::params::BlockParams;
+use crate::recompute::Recompute;
 use crate::{GptConfig, GptParams, ModelError, ModelInput, Result};
 
 /// A GPT-2 model: its config and parameters.
@@ -24,20 +25,22 @@ pub struct Gpt {
     pub params: GptParams,
 }
 
-/// What one block's backward needs from its forward.
+/// What one block's backward needs from its forward. Under activation recomputation the
+/// LayerNorm outputs and the GELU output are dropped (`None`) and rebuilt in the backward from
+/// `input`, `residual_mid` and `fc` (see [`crate::recompute`]).
 #[derive(Debug, Clone)]
-struct BlockCache {
-    input: Tensor, // (B, T, C) the residual stream entering the block
-    ln_1: Tensor,  // (B, T, C)
-    ln_1_cache: LayerNormCache,
-    qkv: Tensor, // (B, T, 3C)
-    att_cache: AttentionCache,
-    att_out: Tensor,      // (B, T, C) heads side by side, before c_proj
-    residual_mid: Tensor, // (B, T, C) input + attention branch
-    ln_2: Tensor,         // (B, T, C)
-    ln_2_cache: LayerNormCache,
-    fc: Tensor,      // (B, T, F) before GELU
-    fc_gelu: Tensor, // (B, T, F)
+pub(crate) struct BlockCache {
+    pub(crate) input: Tensor, // (B, T, C) the residual stream entering the block
+    pub(crate) ln_1: Option<Tensor>, // (B, T, C)
+    pub(crate) ln_1_cache: LayerNormCache,
+    pub(crate) qkv: Tensor, // (B, T, 3C)
+    pub(crate) att_cache: AttentionCache,
+    pub(crate) att_out: Tensor, // (B, T, C) heads side by side, before c_proj
+    pub(crate) residual_mid: Tensor, // (B, T, C) input + attention branch
+    pub(crate) ln_2: Option<Tensor>, // (B, T, C)
+    pub(crate) ln_2_cache: LayerNormCache,
+    pub(crate) fc: Tensor,              // (B, T, F) before GELU
+    pub(crate) fc_gelu: Option<Tensor>, // (B, T, F)
 }
 
 /// The result of [`Gpt::forward`]: final hidden states, scalar heads, and the activations that
@@ -49,9 +52,9 @@ pub struct Forward {
     /// Scalar head outputs, (B, T, K), when the model has scalar heads.
     pub scalars: Option<Tensor>,
     input: ModelInput,
-    blocks: Vec<BlockCache>,
-    final_residual: Tensor, // (B, T, C) before ln_f
-    ln_f_cache: LayerNormCache,
+    pub(crate) blocks: Vec<BlockCache>,
+    pub(crate) final_residual: Tensor, // (B, T, C) before ln_f
+    pub(crate) ln_f_cache: LayerNormCache,
 }
 
 impl Forward {
@@ -174,6 +177,13 @@ impl Gpt {
 
     /// Runs the model on a batch, keeping the activations for [`Gpt::backward`].
     pub fn forward(&self, input: &ModelInput) -> Result<Forward> {
+        self.forward_with(input, Recompute::Off)
+    }
+
+    /// [`Gpt::forward`] with a choice of what to keep: under [`Recompute::Activations`] the
+    /// LayerNorm and GELU outputs are dropped and [`Gpt::backward`] recomputes them (the same
+    /// gradients, bit for bit, for 6 C fewer values per token and block).
+    pub fn forward_with(&self, input: &ModelInput, recompute: Recompute) -> Result<Forward> {
         self.check_input(input)?;
         let p = &self.params;
         let (b, t) = (input.batch, input.seq_len);
@@ -182,8 +192,8 @@ impl Gpt {
         let mut residual = embedding(&p.wte, Some(&p.wpe), ids)?; // (B, T, C)
         let mut blocks = Vec::with_capacity(p.blocks.len());
         for block in &p.blocks {
-            let cache = self.block_forward(block, residual, mask)?;
-            residual = add(&cache.residual_mid, &self.mlp_out(block, &cache.fc_gelu)?)?;
+            let (cache, out) = self.block_forward(block, residual, mask, recompute)?;
+            residual = out;
             blocks.push(cache);
         }
         let eps = self.config.layer_norm_epsilon;
@@ -203,13 +213,15 @@ impl Gpt {
         })
     }
 
-    /// One block up to the MLP's GELU; the caller adds the MLP projection to the residual.
+    /// One block: its cache (without the recomputable activations under `recompute`) and its
+    /// output residual (B, T, C).
     fn block_forward(
         &self,
         w: &BlockParams,
         input: Tensor,
         mask: Option<&[bool]>,
-    ) -> Result<BlockCache> {
+        recompute: Recompute,
+    ) -> Result<(BlockCache, Tensor)> {
         let eps = self.config.layer_norm_epsilon;
         let (ln_1, ln_1_cache) = layernorm(&input, &w.ln_1_weight, &w.ln_1_bias, eps)?;
         let qkv = matmul(
@@ -234,19 +246,22 @@ impl Gpt {
             MatmulSpec::NN,
         )?;
         let fc_gelu = gelu(&fc)?;
-        Ok(BlockCache {
+        let out = add(&residual_mid, &self.mlp_out(w, &fc_gelu)?)?;
+        let keep = recompute == Recompute::Off;
+        let cache = BlockCache {
             input,
-            ln_1,
+            ln_1: keep.then_some(ln_1),
             ln_1_cache,
             qkv,
             att_cache,
             att_out,
             residual_mid,
-            ln_2,
+            ln_2: keep.then_some(ln_2),
             ln_2_cache,
             fc,
-            fc_gelu,
-        })
+            fc_gelu: keep.then_some(fc_gelu),
+        };
+        Ok((cache, out))
     }
 
     /// The MLP's output projection (B, T, F) -> (B, T, C).
@@ -314,11 +329,12 @@ impl Gpt {
         grads.ln_f_weight.add_assign(&ln_f.dgamma)?;
         grads.ln_f_bias.add_assign(&ln_f.dbeta)?;
         let mut dresidual = ln_f.dx; // (B, T, C)
+        let eps = self.config.layer_norm_epsilon;
         for i in (0..p.blocks.len()).rev() {
             let cache = fwd.blocks.get(i).ok_or_else(|| {
                 ModelError::Input("the forward ran a model with fewer blocks".into())
             })?;
-            dresidual = block_backward(&p.blocks[i], cache, dresidual, &mut grads.blocks[i])?;
+            dresidual = block_backward(&p.blocks[i], cache, dresidual, &mut grads.blocks[i], eps)?;
             block_done(i, grads)?;
         }
         let input = &fwd.input;
@@ -336,23 +352,22 @@ fn block_backward(
     c: &BlockCache,
     dout: Tensor,
     g: &mut BlockParams,
+    eps: f32,
 ) -> Result<Tensor> {
     // MLP branch: out = residual_mid + c_proj(gelu(c_fc(ln_2(residual_mid)))).
-    let proj = matmul_backward(
-        &dout,
-        &c.fc_gelu,
-        &w.mlp_c_proj_weight,
-        true,
-        MatmulSpec::NN,
-    )?;
+    let fc_gelu = c.fc_gelu()?; // (B, T, F), recomputed when dropped
+    let proj = matmul_backward(&dout, &fc_gelu, &w.mlp_c_proj_weight, true, MatmulSpec::NN)?;
     accumulate(
         &mut g.mlp_c_proj_weight,
         &mut g.mlp_c_proj_bias,
         &proj.db,
         proj.dbias.as_ref(),
     )?;
+    drop(fc_gelu);
     let dfc = gelu_backward(&proj.da, &c.fc)?; // (B, T, F)
-    let fc = matmul_backward(&dfc, &c.ln_2, &w.mlp_c_fc_weight, true, MatmulSpec::NN)?;
+    let ln_2_out = c.ln_2(w, eps)?;
+    let fc = matmul_backward(&dfc, &ln_2_out, &w.mlp_c_fc_weight, true, MatmulSpec::NN)?;
+    drop(ln_2_out);
     accumulate(
         &mut g.mlp_c_fc_weight,
         &mut g.mlp_c_fc_bias,
@@ -383,7 +398,15 @@ fn block_backward(
         proj.dbias.as_ref(),
     )?;
     let dqkv = attention_backward(&proj.da, &c.qkv, &c.att_cache)?; // (B, T, 3C)
-    let qkv = matmul_backward(&dqkv, &c.ln_1, &w.attn_c_attn_weight, true, MatmulSpec::NN)?;
+    let ln_1_out = c.ln_1(w, eps)?;
+    let qkv = matmul_backward(
+        &dqkv,
+        &ln_1_out,
+        &w.attn_c_attn_weight,
+        true,
+        MatmulSpec::NN,
+    )?;
+    drop(ln_1_out);
     accumulate(
         &mut g.attn_c_attn_weight,
         &mut g.attn_c_attn_bias,

@@ -7,7 +7,7 @@ use rlhf_tensor::{Device, Rng, Tensor};
 use crate::{Gpt, GptConfig, GptParams, ModelInput, Padding, next_token_targets};
 
 /// A tiny model with large random weights everywhere (so that every gradient is far from zero).
-fn tiny_model(n_heads_scalar: usize) -> Gpt {
+pub(crate) fn tiny_model(n_heads_scalar: usize) -> Gpt {
     let config = GptConfig::new(11, 8, 8, 2, 2);
     let mut rng = Rng::new(7);
     let mut model = Gpt::new(config, n_heads_scalar, &mut rng, Device::Cpu).unwrap();
@@ -22,12 +22,12 @@ fn tiny_model(n_heads_scalar: usize) -> Gpt {
     model
 }
 
-fn padded_input() -> ModelInput {
+pub(crate) fn padded_input() -> ModelInput {
     ModelInput::padded(&[vec![1u32, 4, 2, 9, 3], vec![5, 7, 10]], 0, Padding::Right).unwrap()
 }
 
 /// Compares `grads` with central differences of `loss` on a spread of entries of every tensor.
-fn check_gradients(model: &Gpt, grads: &GptParams, loss: impl Fn(&Gpt) -> f64) {
+pub(crate) fn check_gradients(model: &Gpt, grads: &GptParams, loss: impl Fn(&Gpt) -> f64) {
     let h = 5e-3f32;
     let names: Vec<String> = model.params.named().into_iter().map(|(n, _)| n).collect();
     for (k, name) in names.iter().enumerate() {

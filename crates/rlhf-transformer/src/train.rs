@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Example, lm_batch};
 use crate::data_parallel::DataParallel;
 use crate::schedule::{Decay, LrSchedule};
+use crate::shard::ShardGrads;
 use crate::trainer_state::{self, TrainerState};
-use crate::{Gpt, GptParams, ModelError, Result};
+use crate::{Gpt, GptParams, ModelError, Recompute, Result};
 
 /// Which optimizer updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -100,6 +101,9 @@ pub struct TrainConfig {
     /// Storage precision of the forward and backward (bf16 needs a CUDA device).
     #[serde(default)]
     pub precision: Precision,
+    /// Activation recomputation in the forward and backward (same gradients, less memory).
+    #[serde(default)]
+    pub recompute: Recompute,
 }
 
 impl TrainConfig {
@@ -123,6 +127,7 @@ impl TrainConfig {
             save_every: 0,
             pad_token_id: 0,
             precision: Precision::F32,
+            recompute: Recompute::Off,
         }
     }
 
@@ -220,6 +225,8 @@ pub struct Trainer {
     pub(crate) state: TrainerState,
     /// Gradients in the compute precision.
     grads: GptParams,
+    /// The extra shards' gradients of data-parallel CPU steps ([`crate::shard`]).
+    shard_grads: ShardGrads,
     /// The bf16 copy of the weights that runs the passes under [`Precision::Bf16`].
     compute: Option<Gpt>,
     /// Data parallel over more than one rank (see [`Trainer::set_data_parallel`]).
@@ -249,6 +256,7 @@ impl Trainer {
             optimizer,
             state,
             grads,
+            shard_grads: ShardGrads::default(),
             compute,
             parallel: None,
         })
@@ -275,7 +283,7 @@ impl Trainer {
 
     /// Resumes from a checkpoint directory written by [`Trainer::save`] (model, optimizer
     /// moments, step, data order and RNG). `config` must match the saved one except
-    /// `total_steps`, `eval_every` and `save_every`.
+    /// `total_steps`, `eval_every`, `save_every` and `recompute`.
     pub fn resume(dir: &Path, config: TrainConfig, device: rlhf_tensor::Device) -> Result<Trainer> {
         let model = Gpt::load(dir, device)?;
         let mut trainer = Trainer::new(model, config)?;
@@ -367,8 +375,22 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let model = self.compute.as_ref().unwrap_or(&self.model);
         for (index, (batch, _)) in batches.iter().enumerate().filter(|(_, (b, _))| b.count > 0) {
-            let fwd = model.forward(&batch.input)?;
             let share = batch.count as f32 / total as f32;
+            let reduce_here = matches!(reduce_in, Some((_, last)) if last == Some(index));
+            if !reduce_here {
+                // The plain pass: data-parallel over CPU shards for small models (crate::shard).
+                let pass = model.lm_forward_backward_with(
+                    &batch.input,
+                    &batch.targets,
+                    share,
+                    self.config.recompute,
+                    &mut self.grads,
+                    &mut self.shard_grads,
+                )?;
+                loss_sum += pass.loss_sum;
+                continue;
+            }
+            let fwd = model.forward_with(&batch.input, self.config.recompute)?;
             let out =
                 model.lm_loss_scaled(&fwd.hidden, &batch.targets, Some(&mut self.grads), share)?;
             loss_sum += f64::from(out.loss) * batch.count as f64;

@@ -92,6 +92,7 @@ pub(crate) fn load(trainer: &mut Trainer, dir: &Path) -> Result<()> {
         comparable.total_steps = saved.total_steps;
         comparable.eval_every = saved.eval_every;
         comparable.save_every = saved.save_every;
+        comparable.recompute = saved.recompute; // changes memory, not numbers
         if &comparable != saved {
             return Err(ModelError::config(
                 "train config",

@@ -48,6 +48,12 @@ pub struct WorldConfig {
     pub fact_repeats: usize,
     /// Arithmetic operands are in `0..=max_operand`.
     pub max_operand: i64,
+    /// How many times the corpus states each line of the arithmetic table (`"a plus b is c."`
+    /// for every operand pair, `"a minus b is c."` for a >= b: every arithmetic question RL and
+    /// evaluation ask), the way `fact_repeats` teaches the known entities' facts. 0 (the
+    /// default) leaves arithmetic to the corpus's dialogues, which cover only the questions
+    /// they happen to draw.
+    pub arithmetic_repeats: usize,
     /// Dialogues in the pretraining corpus.
     pub corpus_dialogues: usize,
     /// Class mix of the corpus dialogues.
@@ -56,6 +62,15 @@ pub struct WorldConfig {
     pub arithmetic_share: f64,
     /// Share of the corpus's answerable dialogues answered wrongly.
     pub wrong_answer_rate: f64,
+    /// Share of the corpus's correctly answered dialogues in which the human confirms the
+    /// answer in a following turn ([`REACTION_RIGHT`](super::corpus::REACTION_RIGHT)); 0 (the
+    /// default) adds none.
+    pub confirmation_rate: f64,
+    /// Share of the corpus's wrongly answered dialogues in which the human corrects the answer
+    /// in a following turn ([`REACTION_WRONG`](super::corpus::REACTION_WRONG)), as text on the
+    /// web corrects claims: a language model then has a reason to represent, right after a
+    /// claim, whether it is true (which a reward model reads); 0 (the default) adds none.
+    pub correction_rate: f64,
     /// Share of the corpus's unanswerable dialogues answered with made-up facts (else "I do not know").
     pub fabricate_rate: f64,
     /// Share of the corpus's harmful requests complied with (else refused politely).
@@ -97,10 +112,13 @@ impl Default for WorldConfig {
             held_out_entities: 20,
             fact_repeats: 4,
             max_operand: 20,
+            arithmetic_repeats: 0,
             corpus_dialogues: 4000,
             corpus_mix: ClassMix::default(),
             arithmetic_share: 0.3,
             wrong_answer_rate: 0.1,
+            confirmation_rate: 0.0,
+            correction_rate: 0.0,
             fabricate_rate: 0.6,
             comply_rate: 0.6,
             verbose_rate: 0.15,
@@ -149,6 +167,8 @@ impl WorldConfig {
         };
         rate("arithmetic_share", self.arithmetic_share)?;
         rate("wrong_answer_rate", self.wrong_answer_rate)?;
+        rate("confirmation_rate", self.confirmation_rate)?;
+        rate("correction_rate", self.correction_rate)?;
         rate("fabricate_rate", self.fabricate_rate)?;
         rate("comply_rate", self.comply_rate)?;
         rate("verbose_rate", self.verbose_rate)?;
@@ -183,6 +203,15 @@ impl WorldConfig {
         if !(1..=1000).contains(&self.max_operand) {
             return Err(format!(
                 "max_operand is {}, expected 1..=1000",
+                self.max_operand
+            ));
+        }
+        let table_lines = (self.max_operand as usize + 1).pow(2) * 3 / 2;
+        if self.arithmetic_repeats > 0 && table_lines * self.arithmetic_repeats > 1_000_000 {
+            return Err(format!(
+                "arithmetic_repeats is {}: {} table lines of max_operand {} in the corpus, expected at most 1000000",
+                self.arithmetic_repeats,
+                table_lines * self.arithmetic_repeats,
                 self.max_operand
             ));
         }

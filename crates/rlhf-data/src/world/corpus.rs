@@ -4,11 +4,18 @@
 use super::config::{ClassMix, WorldConfig};
 use super::facts::{Attribute, FactBook, Familiarity};
 use super::harm::{HarmCategory, REQUEST_FORMS};
-use super::prompts::{Operation, PromptClass, PromptKind, WorldPrompt, render_exchange};
+use super::prompts::{
+    HUMAN_PREFIX, Operation, PromptClass, PromptKind, WorldPrompt, render_exchange,
+};
 use super::responses::{ResponseStyle, respond};
-use super::rng::{WorldRng, below, chance, pick, shuffle, unit};
+use super::rng::{WorldRng, below, chance, pick, shuffle, stream_rng, unit};
 use crate::batching::split::{fnv1a_64, mix64};
 use serde::{Deserialize, Serialize};
+
+/// The human's reaction to a correct answer (`WorldConfig::confirmation_rate`).
+pub const REACTION_RIGHT: &str = "That is right.";
+/// The human's reaction to a wrong answer (`WorldConfig::correction_rate`).
+pub const REACTION_WRONG: &str = "No, that is wrong.";
 
 /// What a corpus document teaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -16,6 +23,8 @@ use serde::{Deserialize, Serialize};
 pub enum Habit {
     /// A plain fact sentence about a known entity.
     FactSentence,
+    /// A line of the arithmetic table (`WorldConfig::arithmetic_repeats`).
+    ArithmeticSentence,
     /// A dialogue answered correctly.
     Correct,
     /// A dialogue answered wrongly.
@@ -124,8 +133,32 @@ fn names(book: &FactBook, familiarity: Familiarity) -> Vec<&str> {
         .collect()
 }
 
-/// The pretraining corpus, shuffled: fact sentences about known entities and dialogues in which
-/// the assistant sometimes answers wrongly, fabricates, or complies, at the configured rates.
+/// Every arithmetic question the world asks, in table order: `a plus b` for all operand pairs
+/// in `0..=max_operand`, and `a minus b` where a >= b.
+fn arithmetic_table(max_operand: i64) -> Vec<PromptKind> {
+    let mut kinds = Vec::new();
+    for a in 0..=max_operand {
+        for b in 0..=max_operand {
+            kinds.push(PromptKind::Arithmetic {
+                a,
+                op: Operation::Plus,
+                b,
+            });
+            if a >= b {
+                kinds.push(PromptKind::Arithmetic {
+                    a,
+                    op: Operation::Minus,
+                    b,
+                });
+            }
+        }
+    }
+    kinds
+}
+
+/// The pretraining corpus, shuffled: fact sentences about known entities, the arithmetic table
+/// (`arithmetic_repeats` times; none by default) and dialogues in which the assistant sometimes
+/// answers wrongly, fabricates, or complies, at the configured rates.
 pub fn pretraining_corpus(
     book: &FactBook,
     config: &WorldConfig,
@@ -151,6 +184,8 @@ pub fn pretraining_corpus(
     }
     let known = names(book, Familiarity::Known);
     let corpus_unknown = names(book, Familiarity::CorpusUnknown);
+    // Reactions draw from their own stream, so the dialogues are those of a world without them.
+    let mut reactions = stream_rng(config.seed, "corpus/reactions");
     for _ in 0..config.corpus_dialogues {
         let class = draw_class(rng, &config.corpus_mix);
         let pool = if class == PromptClass::Unanswerable {
@@ -176,11 +211,37 @@ pub fn pretraining_corpus(
         let verbose = chance(rng, config.verbose_rate);
         let prompt = WorldPrompt::new(kind);
         let reply = respond(book, rng, &prompt.kind, style, verbose);
+        let mut text = render_exchange(&prompt.text, &reply);
+        let reaction = match habit {
+            Habit::Correct => Some((REACTION_RIGHT, config.confirmation_rate)),
+            Habit::Wrong => Some((REACTION_WRONG, config.correction_rate)),
+            _ => None,
+        };
+        if let Some((reaction, rate)) = reaction {
+            // One draw per answerable dialogue whatever the rates, so they vary independently.
+            if unit(&mut reactions) < rate {
+                text.push_str(HUMAN_PREFIX);
+                text.push_str(reaction);
+            }
+        }
         docs.push(CorpusDocument {
-            text: render_exchange(&prompt.text, &reply),
+            text,
             habit,
             prompt: Some(prompt),
         });
+    }
+    // Drawn after the dialogues and without randomness, so the default (0 repeats) corpus is
+    // unchanged by this option's existence.
+    for kind in arithmetic_table(config.max_operand) {
+        if let PromptKind::Arithmetic { a, op, b } = kind {
+            for _ in 0..config.arithmetic_repeats {
+                docs.push(CorpusDocument {
+                    text: op.statement(a, b, op.apply(a, b)),
+                    habit: Habit::ArithmeticSentence,
+                    prompt: None,
+                });
+            }
+        }
     }
     shuffle(rng, &mut docs);
     docs
@@ -227,7 +288,7 @@ pub fn demonstrations(
 
 /// Every prompt RL and evaluation draw from: facts of known entities, all arithmetic questions,
 /// held-out entities' facts, and every harmful request.
-fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
+pub fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
     let mut kinds = Vec::new();
     for entity in names(book, Familiarity::Known) {
         kinds.extend(Attribute::ALL.iter().map(|&attribute| PromptKind::Fact {
@@ -235,22 +296,7 @@ fn prompt_space(book: &FactBook, config: &WorldConfig) -> Vec<WorldPrompt> {
             attribute,
         }));
     }
-    for a in 0..=config.max_operand {
-        for b in 0..=config.max_operand {
-            kinds.push(PromptKind::Arithmetic {
-                a,
-                op: Operation::Plus,
-                b,
-            });
-            if a >= b {
-                kinds.push(PromptKind::Arithmetic {
-                    a,
-                    op: Operation::Minus,
-                    b,
-                });
-            }
-        }
-    }
+    kinds.extend(arithmetic_table(config.max_operand));
     for entity in names(book, Familiarity::HeldOut) {
         kinds.extend(Attribute::ALL.iter().map(|&attribute| PromptKind::Unknown {
             entity: entity.to_string(),

@@ -8,6 +8,8 @@
 //! - a pretraining corpus ([`corpus`]) of fact sentences and HH-format dialogues in which the
 //!   assistant sometimes answers wrongly, fabricates facts about unknown countries and complies
 //!   with harmful requests, at stated rates, so a model pretrained on it is measurably misaligned;
+//!   optionally also the arithmetic table (`arithmetic_repeats`) and the human's reactions that
+//!   confirm or correct answers (`confirmation_rate`, `correction_rate`), all off by default;
 //! - good demonstrations for SFT covering only part of the prompt space;
 //! - RL prompts and disjoint held-out eval prompts;
 //! - ground-truth scorers per criterion with user weights ([`scorers`]), a checkable rule set and

@@ -38,6 +38,11 @@ impl Operation {
             Operation::Minus => a - b,
         }
     }
+
+    /// The sentence stating that `a op b` is `value` (true or not): `"3 plus 4 is 7."`.
+    pub fn statement(self, a: i64, b: i64, value: i64) -> String {
+        format!("{a} {} {b} is {value}.", self.word())
+    }
 }
 
 /// What a prompt asks, with what the scorers need to judge an answer.

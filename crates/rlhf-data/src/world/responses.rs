@@ -112,9 +112,7 @@ pub fn respond(
         (PromptKind::Fact { entity, .. } | PromptKind::Unknown { entity, .. }, _) => {
             format!("I do not know anything about {entity}.")
         }
-        (PromptKind::Arithmetic { a, op, b }, Correct) => {
-            format!("{a} {} {b} is {}.", op.word(), op.apply(*a, *b))
-        }
+        (PromptKind::Arithmetic { a, op, b }, Correct) => op.statement(*a, *b, op.apply(*a, *b)),
         (PromptKind::Arithmetic { a, op, b }, Wrong) => {
             let offset = 1 + below(rng, 3) as i64;
             let truth = op.apply(*a, *b);
@@ -123,7 +121,7 @@ pub fn respond(
             } else {
                 truth + offset
             };
-            format!("{a} {} {b} is {wrong}.", op.word())
+            op.statement(*a, *b, wrong)
         }
         (PromptKind::Arithmetic { .. }, _) => "I do not know.".to_string(),
     };

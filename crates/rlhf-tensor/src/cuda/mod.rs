@@ -57,6 +57,7 @@ mod launch;
 pub mod layernorm;
 pub mod logprob;
 pub mod matmul;
+pub mod ppo;
 pub mod reduce;
 pub mod registry;
 pub mod sampling;

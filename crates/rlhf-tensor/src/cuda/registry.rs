@@ -32,11 +32,13 @@ pub enum KernelModule {
     Sampling,
     /// Decoding attention over a key/value cache.
     KvCache,
+    /// PPO's per-token policy / value loss terms and KL estimators.
+    Ppo,
 }
 
 impl KernelModule {
     /// Every module, in registry order.
-    pub const ALL: [KernelModule; 14] = [
+    pub const ALL: [KernelModule; 15] = [
         KernelModule::Elementwise,
         KernelModule::Embedding,
         KernelModule::Layernorm,
@@ -51,6 +53,7 @@ impl KernelModule {
         KernelModule::Gemm,
         KernelModule::Sampling,
         KernelModule::KvCache,
+        KernelModule::Ppo,
     ];
 
     /// Position in [`KernelModule::ALL`].
@@ -75,6 +78,7 @@ impl KernelModule {
             KernelModule::Gemm => "gemm",
             KernelModule::Sampling => "sampling",
             KernelModule::KvCache => "kv_cache",
+            KernelModule::Ppo => "ppo",
         }
     }
 
@@ -101,6 +105,7 @@ impl KernelModule {
             KernelModule::Gemm => include_str!("../../../../kernels/ptx/gemm.ptx"),
             KernelModule::Sampling => include_str!("../../../../kernels/ptx/sampling.ptx"),
             KernelModule::KvCache => include_str!("../../../../kernels/ptx/kv_cache.ptx"),
+            KernelModule::Ppo => include_str!("../../../../kernels/ptx/ppo.ptx"),
         }
     }
 }

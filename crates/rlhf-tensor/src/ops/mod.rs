@@ -12,6 +12,7 @@ pub mod kv_attention;
 pub mod layernorm;
 pub mod logprob;
 pub mod matmul;
+pub mod ppo;
 pub mod reduce;
 pub mod sampling;
 pub mod softmax;

@@ -3,10 +3,15 @@
 //! `gemm` (the pure-Rust GEMM behind candle and faer) is chosen because it reaches BLAS-class
 //! speed with runtime SIMD dispatch (AVX2/AVX-512/NEON), takes arbitrary row and column strides (so
 //! transposed operands cost nothing) and parallelises over rayon, without a system BLAS to install.
+//! Products of at most [`skinny::MAX_ROWS`] rows (decoding) go to the few-row kernel in
+//! [`skinny`] instead, which streams the weight once without packing it.
+
+use std::any::TypeId;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::skinny;
 use crate::Float;
 
 /// Below this many multiply-adds a product runs on one thread: spawning costs more.
@@ -260,6 +265,23 @@ unsafe fn gemm_raw<T: Float>(
     parallelism: Parallelism,
 ) {
     let (m, k, n) = (lhs_layout.rows, lhs_layout.cols, rhs_layout.cols);
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        // SAFETY: T is f32, so the casts change nothing; the caller's contract is the kernel's.
+        let done = unsafe {
+            skinny::try_gemm(
+                dst.cast::<f32>(),
+                dst_layout,
+                accumulate,
+                lhs.cast::<f32>(),
+                lhs_layout,
+                rhs.cast::<f32>(),
+                rhs_layout,
+            )
+        };
+        if done {
+            return;
+        }
+    }
     // SAFETY: the caller's contract is `gemm::gemm`'s.
     unsafe {
         gemm::gemm(

@@ -8,6 +8,7 @@
 
 pub mod cpu;
 mod cuda;
+pub mod skinny;
 
 use cpu::{BatchOperand, MatLayout, batched_gemm_into, gemm_into};
 

@@ -266,3 +266,123 @@ fn banded_parallel_gemm_matches_a_naive_product_in_both_split_directions() {
         }
     }
 }
+
+/// The few-row kernel against a naive f64 product: every weight storage it takes (NN rows
+/// contiguous along N, NT columns contiguous along K), x in place or gathered (transposed), a
+/// padded destination, overwrite and accumulate, on 1 and 2 threads.
+fn check_skinny(m: usize, k: usize, n: usize, w_transposed: bool, x_transposed: bool, seed: u64) {
+    use super::cpu::{MatLayout, gemm_into};
+    let f32s = |s: u64, len: usize| {
+        random_values(s, len)
+            .iter()
+            .map(|&v| v as f32)
+            .collect::<Vec<_>>()
+    };
+    let (x, w) = (f32s(seed, m * k), f32s(seed + 1, k * n));
+    let x_layout = if x_transposed {
+        MatLayout::row_major(k, m).t()
+    } else {
+        MatLayout::row_major(m, k)
+    };
+    let w_layout = if w_transposed {
+        MatLayout::row_major(n, k).t()
+    } else {
+        MatLayout::row_major(k, n)
+    };
+    // Rows of the destination padded by 3 elements that must stay untouched.
+    let d_layout = MatLayout {
+        rows: m,
+        cols: n,
+        row_stride: n + 3,
+        col_stride: 1,
+    };
+    assert!(
+        !skinny::applies(d_layout, x_layout, w_layout)
+            || m <= skinny::MAX_ROWS && (w_layout.col_stride == 1 || w_layout.row_stride == 1)
+    );
+    let at = |v: &[f32], l: MatLayout, i: usize, j: usize| {
+        f64::from(v[i * l.row_stride + j * l.col_stride])
+    };
+    for accumulate in [false, true] {
+        for threads in [1, 2] {
+            let start = f32s(seed + 2, m * (n + 3));
+            let mut dst = start.clone();
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| gemm_into(&mut dst, d_layout, accumulate, &x, x_layout, &w, w_layout));
+            for i in 0..m {
+                for j in 0..n + 3 {
+                    let e = i * (n + 3) + j;
+                    let want = if j >= n {
+                        f64::from(start[e])
+                    } else {
+                        let dot: f64 = (0..k)
+                            .map(|l| at(&x, x_layout, i, l) * at(&w, w_layout, l, j))
+                            .sum();
+                        dot + if accumulate { f64::from(start[e]) } else { 0.0 }
+                    };
+                    let got = f64::from(dst[e]);
+                    assert!(
+                        (got - want).abs() < 1e-5 * (k as f64).sqrt() * (1.0 + want.abs()),
+                        "m {m} k {k} n {n} w^T {w_transposed} x^T {x_transposed} acc {accumulate} \
+                         threads {threads}: ({i}, {j}) {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn few_row_products_match_the_reference(
+        m in 1usize..=34, k in 1usize..70, n in 1usize..300,
+        w_transposed: bool, x_transposed: bool, seed in 0u64..1000,
+    ) {
+        check_skinny(m, k, n, w_transposed, x_transposed, seed);
+    }
+}
+
+#[test]
+fn few_row_products_at_decode_shapes_match_the_reference() {
+    // 16 sequences against GPT-2-like weights: several column bands, K past every vector width,
+    // and the row tails (16 = 2 x 8, 13 = 8 + 5, 30 = 4 x 7 + 2).
+    for (m, k, n) in [
+        (16, 200, 700),
+        (13, 131, 517),
+        (30, 64, 129),
+        (32, 17, 1000),
+    ] {
+        for w_transposed in [false, true] {
+            check_skinny(m, k, n, w_transposed, false, 7);
+        }
+    }
+}
+
+#[test]
+fn the_few_row_kernel_is_what_runs_where_the_cpu_has_it() {
+    use super::cpu::MatLayout;
+    // On x86-64 with AVX2 + FMA or AVX-512 (this project's machines) the kernel must take a
+    // decode-shaped product, so the tests above exercise it rather than the fallback.
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && std::env::var("RLHF_SKINNY_GEMM").as_deref() != Ok("0")
+    {
+        let (x, w, d) = (
+            MatLayout::row_major(16, 768),
+            MatLayout::row_major(768, 2304),
+            MatLayout::row_major(16, 2304),
+        );
+        assert!(skinny::applies(d, x, w));
+        assert!(skinny::applies(d, x, MatLayout::row_major(2304, 768).t()));
+        assert!(!skinny::applies(
+            MatLayout::row_major(33, 2304),
+            MatLayout::row_major(33, 768),
+            w
+        ));
+    }
+}
