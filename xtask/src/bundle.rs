@@ -1,5 +1,6 @@
-//! `cargo xtask gpu-bundle`: packs stripped release GPU test binaries, the kernel benchmark and
-//! `run.sh` into `.gpu/` for a GPU machine that has no Rust toolchain and no network.
+//! `cargo xtask gpu-bundle`: packs stripped release GPU test binaries, the kernel benchmark, the
+//! GPT-2 goals benchmark (`gpt_bench` and its PyTorch twin) and `run.sh` into `.gpu/` for a GPU
+//! machine that has no Rust toolchain and no network.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,15 @@ const MAX_BUNDLE_BYTES: u64 = 60 * 1024 * 1024;
 const GPU_TEST_PREFIX: &str = "cuda_";
 
 /// The packages whose `cuda_*` integration tests go into the bundle: the kernels and the
-/// `Tensor` API (rlhf-tensor), the model on the GPU (rlhf-transformer).
-const GPU_TEST_PACKAGES: [&str; 2] = ["rlhf-tensor", "rlhf-transformer"];
+/// `Tensor` API (rlhf-tensor), the model on the GPU (rlhf-transformer), the CLI on the GPU
+/// against the CPU (rlhf: `cuda_cli`, which runs the bundled `rlhf` binary through `RLHF_BIN`).
+const GPU_TEST_PACKAGES: [&str; 3] = ["rlhf-tensor", "rlhf-transformer", "rlhf"];
 
 /// The benchmark example of rlhf-tensor.
 const BENCH_EXAMPLE: &str = "cuda_bench";
+
+/// The GPT-2 124M goals benchmark (an example of rlhf-ppo, which sees every model crate).
+const GPT_BENCH_EXAMPLE: (&str, &str) = ("rlhf-ppo", "gpt_bench");
 
 /// `cargo xtask gpu-bundle`.
 pub fn run() -> Result<()> {
@@ -63,12 +68,58 @@ pub fn run() -> Result<()> {
         .map(|(_, path)| path)
         .with_context(|| format!("cargo built no example named `{BENCH_EXAMPLE}`"))?;
     copied.push(copy_stripped(bench, &out.join(BENCH_EXAMPLE))?);
+    let (package, name) = GPT_BENCH_EXAMPLE;
+    let examples = cargo_executables(
+        &root,
+        &[
+            "build",
+            "-p",
+            package,
+            "--release",
+            "--example",
+            name,
+            "--message-format=json",
+        ],
+        "example",
+    )?;
+    let gpt_bench = examples
+        .iter()
+        .find(|(target, _)| target == name)
+        .map(|(_, path)| path)
+        .with_context(|| format!("cargo built no example named `{name}`"))?;
+    copied.push(copy_stripped(gpt_bench, &out.join(name))?);
+    fs::write(out.join("gpt_bench_torch.py"), GPT_BENCH_TORCH)?;
+    let bins = cargo_executables(
+        &root,
+        &[
+            "build",
+            "-p",
+            "rlhf",
+            "--release",
+            "--bin",
+            "rlhf",
+            "--message-format=json",
+        ],
+        "bin",
+    )?;
+    let cli = bins
+        .iter()
+        .find(|(target, _)| target == "rlhf")
+        .map(|(_, path)| path)
+        .context("cargo built no binary named `rlhf`")?;
+    copied.push(copy_stripped(cli, &out.join("rlhf"))?);
 
     let script = out.join("run.sh");
     fs::write(&script, RUN_SH)?;
     set_executable(&script)?;
     fs::write(out.join("COMMIT"), git_commit(&root))?;
 
+    // Every binary embeds the kernels' PTX (3.7 MB of text): gzip shrinks the bundle about
+    // fourfold; run.sh unpacks it into a temporary folder first.
+    let copied = copied
+        .iter()
+        .map(|path| gzip(path))
+        .collect::<Result<Vec<_>>>()?;
     let total: u64 = walk_size(&out)?;
     for path in &copied {
         let size = fs::metadata(path)?.len();
@@ -139,6 +190,22 @@ fn copy_stripped(from: &Path, to: &Path) -> Result<PathBuf> {
     Ok(to.to_path_buf())
 }
 
+/// Compresses `path` to `path.gz` (gzip -9, no name or time stamp, so the output depends on the
+/// content only) and removes the original.
+fn gzip(path: &Path) -> Result<PathBuf> {
+    let status = Command::new("gzip")
+        .args(["-9", "-n", "-f"])
+        .arg(path)
+        .status()
+        .context("running gzip (needed to keep .gpu/ under the transfer limit)")?;
+    if !status.success() {
+        bail!("gzip {} failed ({status})", path.display());
+    }
+    let mut packed = path.as_os_str().to_owned();
+    packed.push(".gz");
+    Ok(PathBuf::from(packed))
+}
+
 fn set_executable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mut perms = fs::metadata(path)?.permissions();
@@ -175,3 +242,6 @@ fn git_commit(root: &Path) -> String {
 /// The script run on the GPU machine. Every step has a timeout so the whole run stays under
 /// five minutes and never hangs; its exit status is non-zero when any test or the bench fails.
 const RUN_SH: &str = include_str!("run.sh");
+
+/// PyTorch's side of `gpt_bench` and the ratio table (`run.sh gpt`).
+const GPT_BENCH_TORCH: &str = include_str!("gpt_bench_torch.py");

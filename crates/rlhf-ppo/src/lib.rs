@@ -13,7 +13,8 @@
 //! - [`rollout`]: sampling, truncation after the stop token, policy/reference log-probs and
 //!   values, scoring, and the reward layout with GAE ([`compute_advantages`]).
 //! - [`loss`]: one micro-batch's PPO loss (policy, value, entropy) and the PPO-ptx term through
-//!   the models, with their backward.
+//!   the models, with their backward; on a GPU the per-token values, losses and gradients stay
+//!   on the device ([`loss_device`], over `rlhf_tensor::ops::ppo`).
 //! - [`trainer`]: [`PpoTrainer`] (epochs x minibatches, accumulation, clipping, the non-finite
 //!   guard, the KL controller, [`StepRecord`] metrics).
 //! - [`checkpoint`]: atomic checkpoints and exact resume; `metrics.jsonl`.
@@ -65,6 +66,7 @@ pub mod eval;
 pub mod gae;
 pub mod kl;
 pub mod loss;
+pub mod loss_device;
 pub mod metrics;
 pub mod policy;
 pub mod progress;

@@ -3,8 +3,9 @@
 //! and the PPO-ptx term on a pretraining batch. Gradients are added, times `grad_scale` (the
 //! micro-batch's share of an accumulated step), into the caller's buffers.
 
+use rlhf_tensor::Tensor;
 use rlhf_tensor::ops::cross_entropy::IGNORE_INDEX;
-use rlhf_transformer::{Example, Gpt, GptParams, lm_batch};
+use rlhf_transformer::{Example, Forward, Gpt, GptParams, lm_batch};
 
 use crate::rollout::{Advantages, Rollout};
 use crate::sequences::{response_rows, response_values, scatter_response_rows, scatter_values};
@@ -40,7 +41,9 @@ pub(crate) fn take_rows(data: &[f32], rows: &[usize], width: usize) -> Vec<f32> 
 }
 
 /// Forward and backward of the PPO loss on rollout rows `rows`; `critic` is `None` when the
-/// value head sits on the policy.
+/// value head sits on the policy. Models on a GPU take the device path
+/// ([`crate::loss_device`]: per-token values and gradients stay there); on the CPU the losses
+/// run as host code over the per-token values.
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_micro_batch(
     policy: &Gpt,
@@ -52,6 +55,13 @@ pub fn ppo_micro_batch(
     grad_scale: f32,
     grads: Grads<'_>,
 ) -> TrainResult<MicroLoss> {
+    let value_model = critic.unwrap_or(policy);
+    let one_value_head = value_model.params.n_scalar_heads() == 1;
+    if policy.device() != rlhf_tensor::Device::Cpu && one_value_head {
+        return crate::loss_device::ppo_micro_batch_on_device(
+            policy, critic, rollout, advantages, rows, config, grad_scale, grads,
+        );
+    }
     let seqs = &rollout.sequences;
     let (p, r) = (seqs.context_len, seqs.response_len);
     let temperature = config.temperature as f32;
@@ -98,18 +108,15 @@ pub fn ppo_micro_batch(
     let dhidden = scatter_response_rows(&dh_rows, &fwd.hidden, p, r)?;
     let d_values = scale(&vl.grad_values, config.vf_coef as f32 * grad_scale);
     let dscalars = scatter_values(&d_values, scalars, p, r)?;
-    match (critic, &critic_fwd, grads.critic) {
-        (Some(c), Some(cf), Some(cg)) => {
-            policy.backward(&fwd, Some(&dhidden), None, grads.policy)?;
-            c.backward(cf, None, Some(&dscalars), cg)?;
-        }
-        (None, _, _) => policy.backward(&fwd, Some(&dhidden), Some(&dscalars), grads.policy)?,
-        _ => {
-            return Err(crate::TrainError::Input(
-                "a separate critic needs its gradient buffer".into(),
-            ));
-        }
-    }
+    backward_models(
+        policy,
+        critic,
+        &fwd,
+        critic_fwd.as_ref(),
+        &dhidden,
+        &dscalars,
+        grads,
+    )?;
     let total = f64::from(pl.loss) + config.vf_coef * f64::from(vl.loss) + f64::from(ent.loss);
     Ok(MicroLoss {
         entropy_mean: ent.mean,
@@ -117,6 +124,32 @@ pub fn ppo_micro_batch(
         value: vl,
         total,
     })
+}
+
+/// The policy's and critic's backward from dhidden (b, T, C) and the value head's gradient
+/// dscalars (b, T, K): into the policy when the critic is shared, else into each model.
+pub(crate) fn backward_models(
+    policy: &Gpt,
+    critic: Option<&Gpt>,
+    fwd: &Forward,
+    critic_fwd: Option<&Forward>,
+    dhidden: &Tensor,
+    dscalars: &Tensor,
+    grads: Grads<'_>,
+) -> TrainResult<()> {
+    match (critic, critic_fwd, grads.critic) {
+        (Some(c), Some(cf), Some(cg)) => {
+            policy.backward(fwd, Some(dhidden), None, grads.policy)?;
+            c.backward(cf, None, Some(dscalars), cg)?;
+        }
+        (None, _, _) => policy.backward(fwd, Some(dhidden), Some(dscalars), grads.policy)?,
+        _ => {
+            return Err(crate::TrainError::Input(
+                "a separate critic needs its gradient buffer".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Forward and backward of the PPO-ptx term -ptx_coef * mean log p(pretraining tokens) on

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use rlhf_ppo::loss::{Grads, ppo_micro_batch, ptx_micro_batch};
+use rlhf_ppo::loss_device::ppo_micro_batch_on_device;
 use rlhf_ppo::rollout::{self, Rollout, RolloutModels};
 use rlhf_ppo::{CriticKind, PpoConfig, compute_advantages};
 use rlhf_tensor::Rng;
@@ -227,6 +228,81 @@ fn full_ppo_loss_gradient_matches_finite_differences() {
                 |c| total_loss(&policy, Some(c), &data, &ptx),
                 "critic",
             );
+        }
+    }
+}
+
+/// The device path (per-token values, losses and gradients on the models' device; what a GPU
+/// runs) against the host path, both on the CPU: the same losses and gradients to f32 rounding.
+#[test]
+fn device_path_equals_host_path() {
+    let policy = tiny_model(11, 0.3);
+    let mut critic = tiny_model(12, 0.3);
+    let mut rng = Rng::new(4);
+    critic.params.score = Some(rlhf_transformer::ScalarHeads {
+        weight: rlhf_tensor::Tensor::randn([1, 8], 0.3, &mut rng, rlhf_tensor::Device::Cpu)
+            .unwrap(),
+        bias: rlhf_tensor::Tensor::randn([1], 0.3, &mut rng, rlhf_tensor::Device::Cpu).unwrap(),
+    });
+    let out = rollout(&policy, Some(&critic));
+    let r = out.sequences.response_len;
+    let adv = compute_advantages(
+        &out.logp,
+        &out.ref_logp,
+        &out.values,
+        &out.scores,
+        &out.mask,
+        r,
+        0.05,
+        &config(),
+    )
+    .unwrap();
+    let run = |device_path: bool| {
+        let mut pg = policy.params.zeros_like().unwrap();
+        let mut cg = critic.params.zeros_like().unwrap();
+        let grads = Grads {
+            policy: &mut pg,
+            critic: Some(&mut cg),
+        };
+        let f = if device_path {
+            ppo_micro_batch_on_device
+        } else {
+            ppo_micro_batch
+        };
+        let loss = f(
+            &policy,
+            Some(&critic),
+            &out,
+            &adv,
+            &ROWS,
+            &config(),
+            0.5,
+            grads,
+        )
+        .unwrap();
+        (loss, pg, cg)
+    };
+    let (host, host_pg, host_cg) = run(false);
+    let (device, device_pg, device_cg) = run(true);
+    let stats = |l: &rlhf_ppo::loss::MicroLoss| {
+        [
+            f64::from(l.policy.loss),
+            f64::from(l.policy.clipfrac),
+            f64::from(l.policy.approxkl),
+            f64::from(l.value.loss),
+            f64::from(l.value.clipfrac),
+            f64::from(l.entropy_mean),
+            l.total,
+        ]
+    };
+    assert_close("losses", &stats(&device), &stats(&host), 1e-5, 1e-6);
+    for (a, b) in [(&device_pg, &host_pg), (&device_cg, &host_cg)] {
+        for ((name, x), (_, y)) in a.named().into_iter().zip(b.named()) {
+            let (x, y): (Vec<f64>, Vec<f64>) = (
+                x.to_vec_f32().iter().map(|&v| f64::from(v)).collect(),
+                y.to_vec_f32().iter().map(|&v| f64::from(v)).collect(),
+            );
+            assert_close(&format!("grad {name}"), &x, &y, 1e-4, 1e-6);
         }
     }
 }

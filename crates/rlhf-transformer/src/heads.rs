@@ -166,16 +166,32 @@ impl Gpt {
         tokens: &[u32],
         temperature: f32,
     ) -> Result<LogProbs> {
+        let (logp, entropy) = self.token_logprobs_on_device(hidden, tokens, temperature)?;
+        Ok(LogProbs {
+            logp: logp.try_to_vec_f32()?,
+            entropy: entropy.try_to_vec_f32()?,
+        })
+    }
+
+    /// [`Gpt::token_logprobs`] with the results left on the hidden states' device: log-probs and
+    /// entropies, (B T) f32 each.
+    pub fn token_logprobs_on_device(
+        &self,
+        hidden: &Tensor,
+        tokens: &[u32],
+        temperature: f32,
+    ) -> Result<(Tensor, Tensor)> {
         let (rows, _) = self.hidden_rows(hidden, tokens.len())?;
-        let mut logp = Vec::with_capacity(rows);
-        let mut entropy = Vec::with_capacity(rows);
+        let device = hidden.device();
+        let mut logp = Tensor::zeros([rows, 1], device)?; // (B T, 1)
+        let mut entropy = Tensor::zeros([rows, 1], device)?;
         for (r0, r1) in self.chunks(rows) {
             let h_chunk = hidden.rows(r0, r1)?;
             let out = token_logprobs(&self.logits(&h_chunk)?, &tokens[r0..r1], temperature)?;
-            logp.extend(out.logp.try_to_vec_f32()?);
-            entropy.extend(out.entropy.try_to_vec_f32()?);
+            logp.set_rows(r0, &out.logp.reshape([r1 - r0, 1])?)?;
+            entropy.set_rows(r0, &out.entropy.reshape([r1 - r0, 1])?)?;
         }
-        Ok(LogProbs { logp, entropy })
+        Ok((logp.reshape([rows])?, entropy.reshape([rows])?))
     }
 
     /// Backward of [`Gpt::token_logprobs`] from `d_logp` and `d_entropy` (B T each, either may be
@@ -190,21 +206,54 @@ impl Gpt {
         d_entropy: Option<&[f32]>,
         grads: &mut GptParams,
     ) -> Result<Tensor> {
+        let rows = tokens.len();
+        let device = hidden.device();
+        let upload = |what: &str, d: Option<&[f32]>| -> Result<Option<Tensor>> {
+            match d {
+                Some(d) if d.len() != rows => {
+                    Err(ModelError::Input(format!("{what} must hold {rows} values")))
+                }
+                Some(d) => Ok(Some(Tensor::from_slice(d, [rows], device)?)),
+                None => Ok(None),
+            }
+        };
+        let (dl, de) = (upload("d_logp", d_logp)?, upload("d_entropy", d_entropy)?);
+        self.token_logprobs_backward_on_device(
+            hidden,
+            tokens,
+            temperature,
+            dl.as_ref(),
+            de.as_ref(),
+            grads,
+        )
+    }
+
+    /// [`Gpt::token_logprobs_backward`] from upstream gradients already on the hidden states'
+    /// device: `d_logp` and `d_entropy` (B T) f32 each, either may be absent.
+    pub fn token_logprobs_backward_on_device(
+        &self,
+        hidden: &Tensor,
+        tokens: &[u32],
+        temperature: f32,
+        d_logp: Option<&Tensor>,
+        d_entropy: Option<&Tensor>,
+        grads: &mut GptParams,
+    ) -> Result<Tensor> {
         let (rows, c) = self.hidden_rows(hidden, tokens.len())?;
         for (what, d) in [("d_logp", d_logp), ("d_entropy", d_entropy)] {
-            if d.is_some_and(|d| d.len() != rows) {
+            if d.is_some_and(|d| d.numel() != rows) {
                 return Err(ModelError::Input(format!("{what} must hold {rows} values")));
             }
         }
-        let device = hidden.device();
+        let column = |d: Option<&Tensor>| d.map(|d| d.clone().reshape([rows, 1])).transpose();
+        let (d_logp, d_entropy) = (column(d_logp)?, column(d_entropy)?); // (B T, 1)
         let mut dh = hidden.zeros_like()?.reshape([rows, c])?; // (B T, C)
         for (r0, r1) in self.chunks(rows) {
             let n = r1 - r0;
-            let upstream = |d: Option<&[f32]>| -> Result<Option<Tensor>> {
-                Ok(d.map(|d| Tensor::from_slice(&d[r0..r1], [n], device))
-                    .transpose()?)
+            let upstream = |d: Option<&Tensor>| -> Result<Option<Tensor>> {
+                Ok(d.map(|d| d.rows(r0, r1)?.reshape([n])).transpose()?)
             };
-            let (dl, de) = (upstream(d_logp)?, upstream(d_entropy)?);
+            let (dl, de) = (upstream(d_logp.as_ref())?, upstream(d_entropy.as_ref())?);
             let h_chunk = hidden.rows(r0, r1)?;
             let logits = self.logits(&h_chunk)?;
             let dlogits = token_logprobs_backward(
