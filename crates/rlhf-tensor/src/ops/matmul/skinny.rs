@@ -7,11 +7,11 @@
 //! how the weight (rhs, (K, N)) is stored:
 //! - rows contiguous along N (a Conv1D `[in, out]` weight, `NN`): a tile of MR output rows x NR
 //!   vectors of columns is accumulated in registers over one pass down K, each step loading NR
-//!   weight vectors and broadcasting MR elements of x ([`axpy_tile`]);
+//!   weight vectors and broadcasting MR elements of x (`axpy_tile`);
 //! - columns contiguous along K (a tied embedding read as (N, K), `NT`): MR x NR dot products in
-//!   vectors along K, summed across lanes at the end ([`dot_tile`]).
+//!   vectors along K, summed across lanes at the end (`dot_tile`).
 //!
-//! One body per loop, generic over the vector type ([`Simd`]: 16-lane AVX-512F or 8-lane AVX2 +
+//! One body per loop, generic over the vector type (`Simd`: 16-lane AVX-512F or 8-lane AVX2 +
 //! FMA), compiled into `#[target_feature]` functions and chosen at run time; other CPUs and f64
 //! keep the `gemm` crate. Every output element is summed over K in
 //! the same order whatever M, the tile or the thread band it falls in, so a sequence's result does
