@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Output;
 
-use common::{rlhf, s, workdir};
+use common::{model_config, rlhf, s, token_jsonl, workdir};
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     assert!(
@@ -21,25 +21,8 @@ fn json_lines(out: &Output) -> Vec<serde_json::Value> {
 #[test]
 fn train_resume_score_on_token_jsonl() {
     let dir = workdir("cli-lm", "tokens");
-    let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"vocab_size": 20, "n_positions": 32, "n_embd": 16, "n_layer": 1, "n_head": 2}"#,
-    )
-    .unwrap();
-    let data = dir.join("tokens.jsonl");
-    let lines: Vec<String> = (0..24)
-        .map(|i| {
-            format!(
-                "{{\"tokens\": [{}]}}",
-                (0..12)
-                    .map(|j| ((i + j) % 20).to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            )
-        })
-        .collect();
-    std::fs::write(&data, lines.join("\n")).unwrap();
+    let config = model_config(&dir, 20, 32, 16, 1, 2);
+    let data = token_jsonl(&dir, 24, |i| (0..12).map(|j| (i + j) % 20).collect());
     let out = dir.join("run");
     let common = [
         "--data",
@@ -102,12 +85,7 @@ fn train_resume_score_on_token_jsonl() {
 #[test]
 fn sft_on_trl_jsonl_then_generate_with_gpt2_tokenizer() {
     let dir = workdir("cli-lm", "sft");
-    let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"vocab_size": 50257, "n_positions": 64, "n_embd": 16, "n_layer": 1, "n_head": 2}"#,
-    )
-    .unwrap();
+    let config = model_config(&dir, 50257, 64, 16, 1, 2);
     let data = dir.join("trl.jsonl");
     std::fs::write(
         &data,
@@ -170,12 +148,7 @@ fn sft_on_trl_jsonl_then_generate_with_gpt2_tokenizer() {
 #[test]
 fn out_of_vocabulary_tokens_name_file_line_and_field() {
     let dir = workdir("cli-lm", "bad");
-    let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"vocab_size": 10, "n_positions": 16, "n_embd": 8, "n_layer": 1, "n_head": 2}"#,
-    )
-    .unwrap();
+    let config = model_config(&dir, 10, 16, 8, 1, 2);
     let data = dir.join("tokens.jsonl");
     std::fs::write(&data, "{\"tokens\": [1, 2, 3]}\n{\"tokens\": [1, 12]}\n").unwrap();
     let out = rlhf(&[
@@ -199,12 +172,7 @@ fn out_of_vocabulary_tokens_name_file_line_and_field() {
 #[test]
 fn a_missing_gpu_is_a_clear_error_before_any_work() {
     let dir = workdir("cli-lm", "device");
-    let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"vocab_size": 300, "n_positions": 16, "n_embd": 8, "n_layer": 1, "n_head": 2}"#,
-    )
-    .unwrap();
+    let config = model_config(&dir, 300, 16, 8, 1, 2);
     let data = dir.join("data.txt");
     std::fs::write(&data, "hello world\n").unwrap();
     let far = format!("cuda:{}", rlhf_tensor::cuda::gpu_count());

@@ -8,26 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{failure_stderr, rlhf, s, workdir};
+use common::{failure_stderr, model_config, rlhf, s, token_jsonl, workdir};
 
 /// A two-block model config and token JSONL of varied lengths in `dir`.
 fn setup(dir: &Path) -> (PathBuf, PathBuf) {
-    let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"vocab_size": 20, "n_positions": 32, "n_embd": 16, "n_layer": 2, "n_head": 2}"#,
-    )
-    .unwrap();
-    let data = dir.join("tokens.jsonl");
-    let lines: Vec<String> = (0..24)
-        .map(|i| {
-            let tokens: Vec<String> = (0..6 + i % 7)
-                .map(|j| ((i * 3 + j * (1 + i % 4)) % 20).to_string())
-                .collect();
-            format!("{{\"tokens\": [{}]}}", tokens.join(","))
-        })
-        .collect();
-    std::fs::write(&data, lines.join("\n")).unwrap();
+    let config = model_config(dir, 20, 32, 16, 2, 2);
+    let data = token_jsonl(dir, 24, |i| {
+        (0..6 + i % 7)
+            .map(|j| (i * 3 + j * (1 + i % 4)) % 20)
+            .collect()
+    });
     (config, data)
 }
 

@@ -4,18 +4,11 @@
 //! (`RLHF_REQUIRE_GPU=1` fails it instead). The binary is `$RLHF_BIN` when set (the GPU bundle
 //! ships it beside this test), else the one cargo built.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn rlhf(args: &[&str]) -> Output {
-    let bin = std::env::var_os("RLHF_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rlhf")));
-    Command::new(&bin)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
-}
+use std::path::Path;
+
+use common::{model_config, rlhf, s, success_stdout as succeeded, token_jsonl};
 
 fn gpu_ready(test: &str) -> bool {
     if rlhf_tensor::cuda::gpu_available() {
@@ -29,21 +22,8 @@ fn gpu_ready(test: &str) -> bool {
     false
 }
 
-fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rlhf-cuda-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn succeeded(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn workdir(tag: &str) -> std::path::PathBuf {
+    common::workdir("cuda-cli", tag)
 }
 
 /// The `loss` of every JSON line.
@@ -75,25 +55,13 @@ fn train_lm_on_cuda_follows_the_cpu_loss_curve() {
         return;
     }
     let dir = workdir("train-lm");
-    let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"vocab_size": 50, "n_positions": 64, "n_embd": 64, "n_layer": 2, "n_head": 4}"#,
-    )
-    .unwrap();
-    let data = dir.join("tokens.jsonl");
-    let lines: Vec<String> = (0..64)
-        .map(|i| {
-            let tokens: Vec<String> = (0..32)
-                .map(|j| ((i * 7 + j * 3) % 50).to_string())
-                .collect();
-            format!("{{\"tokens\": [{}]}}", tokens.join(","))
-        })
-        .collect();
-    std::fs::write(&data, lines.join("\n")).unwrap();
-    let run = |device: &str, precision: &str| {
-        let out = dir.join(format!("{device}-{precision}"));
-        let stdout = succeeded(&rlhf(&[
+    let config = model_config(&dir, 50, 64, 64, 2, 4);
+    let data = token_jsonl(&dir, 64, |i| {
+        (0..32).map(|j| (i * 7 + j * 3) % 50).collect()
+    });
+    let run = |device: &str, precision: &str, extra: &[&str]| {
+        let out = dir.join(format!("{device}-{precision}{}", extra.join("")));
+        let mut args = vec![
             "train",
             "lm",
             "--config",
@@ -116,47 +84,23 @@ fn train_lm_on_cuda_follows_the_cpu_loss_curve() {
             device,
             "--precision",
             precision,
-        ]));
-        losses(&stdout, "loss")
+        ];
+        args.extend_from_slice(extra);
+        losses(&succeeded(&rlhf(&args)), "loss")
     };
-    let cpu = run("cpu", "f32");
+    let cpu = run("cpu", "f32", &[]);
     assert!(cpu[11] < cpu[0], "the CPU run learns: {cpu:?}");
     same_curve(
         "train lm --device cuda (f32)",
-        &run("cuda", "f32"),
+        &run("cuda", "f32", &[]),
         &cpu,
         1e-3,
     );
-    let bf16 = run("cuda", "bf16");
+    let bf16 = run("cuda", "bf16", &[]);
     same_curve("train lm --device cuda --precision bf16", &bf16, &cpu, 3e-2);
     // Recomputation changes memory, not numbers.
-    let out = dir.join("cuda-recompute");
-    let stdout = succeeded(&rlhf(&[
-        "train",
-        "lm",
-        "--config",
-        s(&config),
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--steps",
-        "12",
-        "--batch-size",
-        "8",
-        "--seq-len",
-        "32",
-        "--lr",
-        "0.01",
-        "--seed",
-        "3",
-        "--device",
-        "cuda",
-        "--precision",
-        "bf16",
-        "--recompute",
-    ]));
-    same_curve("--recompute", &losses(&stdout, "loss"), &bf16, 1e-6);
+    let recomputed = run("cuda", "bf16", &["--recompute"]);
+    same_curve("--recompute", &recomputed, &bf16, 1e-6);
 }
 
 /// `train/loss` of one stage's metrics file in a run directory.

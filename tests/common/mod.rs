@@ -13,12 +13,52 @@ use rlhf::data::world::World;
 use rlhf::tensor::{Device, Rng};
 use rlhf::transformer::{Gpt, GptConfig};
 
-/// Runs the `rlhf` binary built for these tests.
+/// Runs the `rlhf` binary: `$RLHF_BIN` when set (the GPU bundle ships the binary beside its
+/// test binaries), else the one cargo built for these tests.
 pub fn rlhf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlhf"))
+    let bin = std::env::var_os("RLHF_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rlhf")));
+    Command::new(&bin)
         .args(args)
         .output()
-        .expect("the rlhf binary runs")
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
+}
+
+/// The stdout of a run that must have succeeded.
+pub fn success_stdout(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `dir/config.json`: a GPT-2 config of `vocab` tokens, `positions` long, `embd` wide, with
+/// `layers` blocks of `heads` heads.
+pub fn model_config(
+    dir: &Path,
+    vocab: usize,
+    positions: usize,
+    embd: usize,
+    layers: usize,
+    heads: usize,
+) -> PathBuf {
+    let path = dir.join("config.json");
+    let json = serde_json::json!({
+        "vocab_size": vocab, "n_positions": positions, "n_embd": embd,
+        "n_layer": layers, "n_head": heads,
+    });
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+/// `dir/tokens.jsonl`: `lines` lines `{"tokens": [...]}`, line `i` holding `tokens(i)`.
+pub fn token_jsonl(dir: &Path, lines: usize, tokens: impl Fn(usize) -> Vec<usize>) -> PathBuf {
+    let path = dir.join("tokens.jsonl");
+    let text: Vec<String> = (0..lines)
+        .map(|i| serde_json::json!({ "tokens": tokens(i) }).to_string())
+        .collect();
+    std::fs::write(&path, text.join("\n")).unwrap();
+    path
 }
 
 /// A fresh, empty directory `rlhf-{suite}-{tag}-{pid}` under the system's temp dir.
