@@ -1,7 +1,7 @@
 //! `rlhf run`: the whole pipeline on the synthetic world, and the options every pipeline command
-//! shares (config, preset, seed, quiet, device, precision). Until stages 6-7 (reward model, PPO) are wired,
-//! it runs every stage that exists, writes everything, and exits with code 3 naming the missing
-//! stages.
+//! shares (config, preset, seed, quiet, device, precision). Every stage (world through eval) is
+//! wired; a pipeline that reports a stage it does not have still writes everything and exits
+//! with code 3 naming it.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

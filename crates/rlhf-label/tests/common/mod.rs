@@ -53,9 +53,16 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A client that opens a fresh connection per request. The server may close a keep-alive
+/// connection after answering a request whose body it did not read (a 405 or 401 to a POST);
+/// a pooled client could pick that connection up again before it sees the close and fail with
+/// "peer disconnected" (browsers retry such idempotent requests on their own; this test client
+/// does not, so it never reuses a connection).
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
         .build()
         .into()
 }
