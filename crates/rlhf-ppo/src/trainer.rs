@@ -135,7 +135,7 @@ pub struct PpoTrainer {
     stop_token_id: u32,
     pad_token_id: u32,
     pub(crate) state: PpoState,
-    /// The other ranks when rollouts are split across processes ([`crate::dist`]).
+    /// The other ranks when rollouts are split across processes (`dist.rs`).
     dist: Option<Communicator>,
 }
 
@@ -316,7 +316,7 @@ impl PpoTrainer {
 
     /// Makes this trainer one rank of a data-parallel run: it rolls out its slice of every
     /// global batch with its own sampler stream, and the whitening statistics, metrics, KL and
-    /// gradients are reduced over `comm` (see [`crate::dist`]). Every rank must be built from
+    /// gradients are reduced over `comm` (see `dist.rs`). Every rank must be built from
     /// the same setup.
     pub fn set_data_parallel(&mut self, comm: Communicator) -> TrainResult<()> {
         let world = comm.world_size();
