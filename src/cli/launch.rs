@@ -85,14 +85,32 @@ impl LaunchArgs {
         out: &Path,
         device: Device,
     ) -> anyhow::Result<()> {
-        let Role::Rank(launch) = role else {
+        let Some(comm) = communicator(role, out, device)? else {
             return Ok(());
         };
-        let comm = Communicator::connect(out, launch, device, LaunchEnv::timeout()?)?;
         trainer.set_data_parallel(DataParallel::new(comm).zero1(self.zero1))?;
         Ok(())
     }
 }
+
+/// Joins the other ranks: this rank's communicator (`None` for a single process).
+pub fn communicator(
+    role: &Role,
+    out: &Path,
+    device: Device,
+) -> anyhow::Result<Option<Communicator>> {
+    let Role::Rank(launch) = role else {
+        return Ok(None);
+    };
+    Ok(Some(Communicator::connect(
+        out,
+        launch,
+        device,
+        LaunchEnv::timeout()?,
+    )?))
+}
+
+impl LaunchArgs {}
 
 /// Whether this process writes the command's outputs (rank 0, or no launch).
 pub fn is_writer(role: &Role) -> bool {

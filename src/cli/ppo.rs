@@ -17,11 +17,13 @@ use rlhf_data::tokenizer::{AnyTokenizer, Tokenizer};
 use rlhf_data::world::prompts::render_prompt;
 use rlhf_data::world::{World, WorldConfig};
 use rlhf_ppo::checkpoint::has_checkpoint;
-use rlhf_ppo::{PpoConfig, PpoPrompt, PpoSetup, SampleSpec, evaluate, progress, train_ppo};
+use rlhf_ppo::trainer::fingerprint;
+use rlhf_ppo::{PpoConfig, PpoPrompt, PpoSetup, SampleSpec, evaluate, progress, train_ppo_rank};
 use rlhf_reward::{CriteriaReward, RewardFunction};
 use rlhf_tensor::Device;
 
 use super::device::{checked, parse_device};
+use super::launch::{LaunchArgs, Role, communicator, is_writer};
 use rlhf_transformer::files::write_atomic;
 use rlhf_transformer::{Example, Gpt};
 use serde_json::json;
@@ -65,6 +67,8 @@ pub struct PpoArgs {
     /// After training, compare SFT and PPO on the world's held-out prompts (needs a world).
     #[arg(long)]
     eval: bool,
+    #[command(flatten)]
+    launch: LaunchArgs,
 }
 
 fn world_reward(world: World) -> Box<dyn RewardFunction> {
@@ -119,6 +123,16 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
         Some(path) => PpoConfig::from_toml_file(path)?,
         None => PpoConfig::default(),
     };
+    let role = args
+        .launch
+        .role(&args.out, args.device, config.batch_size())?;
+    if let Role::Launched(code) = role {
+        return Ok(code);
+    }
+    if args.launch.zero1 {
+        bail!("--zero1 is not supported by `rlhf ppo` (its optimizer state is not sharded)");
+    }
+    let writer = is_writer(&role);
     let device = checked(args.device)?;
     let policy = Gpt::load(&args.policy, device)
         .with_context(|| format!("loading the policy from {}", args.policy.display()))?;
@@ -184,7 +198,10 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    write_atomic(&args.out.join("ppo.toml"), config.to_toml().as_bytes())?;
+    if writer {
+        write_atomic(&args.out.join("ppo.toml"), config.to_toml().as_bytes())?;
+    }
+    let comm = communicator(&role, &args.out, device)?;
     let decode_tok = tok.clone();
     let decode = move |ids: &[u32]| {
         decode_tok
@@ -211,11 +228,26 @@ pub fn execute(args: PpoArgs) -> anyhow::Result<ExitCode> {
         eos_token_id: eos,
         pad_token_id: pad,
     };
-    let bar = progress::bar(config.total_steps(prompts.len()), 0);
-    let outcome = train_ppo(setup, Some(&args.out), args.resume, &mut |event| {
+    let bar = if writer {
+        progress::bar(config.total_steps(prompts.len()), 0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let ranked = comm.is_some();
+    let outcome = train_ppo_rank(setup, Some(&args.out), args.resume, comm, &mut |event| {
         progress::update(&bar, event)
     })?;
     bar.finish();
+    if ranked {
+        // The ranks' weights must agree; the launch test compares these lines.
+        eprintln!(
+            "rank policy fingerprint {:016x}",
+            fingerprint(&outcome.policy)
+        );
+    }
+    if !writer {
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(p) = tok_path {
         let dst = args.out.join("policy").join("tokenizer.json");
         fs::copy(&p, &dst)

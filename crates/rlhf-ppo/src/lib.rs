@@ -17,9 +17,11 @@
 //!   on the device ([`loss_device`], over `rlhf_tensor::ops::ppo`).
 //! - [`trainer`]: [`PpoTrainer`] (epochs x minibatches, accumulation, clipping, the non-finite
 //!   guard, the KL controller, [`StepRecord`] metrics).
+//! - `dist`: rollouts split across ranks ([`PpoTrainer::set_data_parallel`]): the global
+//!   whitening, metrics, skip decisions and gradient sums.
 //! - [`checkpoint`]: atomic checkpoints and exact resume; `metrics.jsonl`.
 //! - [`eval`]: mean score, KL to the reference and pretraining loss on held-out prompts.
-//! - [`run`]: [`train_ppo`], the one call from typed inputs; [`progress`]: an indicatif bar.
+//! - [`run`]: [`train_ppo`], the one call from typed inputs ([`train_ppo_rank`] as one rank); [`progress`]: an indicatif bar.
 //! - [`TrainError`]: the trainer's errors.
 //!
 //! The math's parts (kernels are generic over [`rlhf_tensor::Float`] on flat (B, T) row-major slices, so
@@ -61,6 +63,7 @@ mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod controller;
+mod dist;
 mod error;
 pub mod eval;
 pub mod gae;
@@ -91,7 +94,7 @@ pub use metrics::{MinibatchStats, PpoMetrics, rollout_metrics};
 pub use policy::{PolicyLoss, policy_loss};
 pub use rewards::{PenalisedRewards, penalised_rewards};
 pub use rollout::{Advantages, Decode, PpoPrompt, SampleSpec, Timing, compute_advantages};
-pub use run::{PpoOutcome, train_ppo};
+pub use run::{PpoOutcome, train_ppo, train_ppo_rank};
 pub use stats::{explained_variance, masked_mean, masked_var, masked_whiten, whiten};
 pub use train_error::{TrainError, TrainResult};
 pub use trainer::{PpoEvent, PpoSetup, PpoTrainer, StepRecord};

@@ -321,6 +321,8 @@ pub struct Advantages {
     pub advantages: Vec<f32>,
     /// Value targets A + V (before whitening the advantages). (B, R)
     pub returns: Vec<f32>,
+    /// GAE advantages before whitening (what data parallel whitens over every rank). (B, R)
+    pub raw_advantages: Vec<f32>,
 }
 
 /// The N+ recipe's reward layout and advantages: per-token KL (`config.kl_estimator`, optional
@@ -364,6 +366,7 @@ pub fn compute_advantages(
         non_score_reward: penalised.non_score_reward,
         advantages,
         returns: gae.returns,
+        raw_advantages: gae.advantages,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use rlhf_tensor::dist::Communicator;
 use rlhf_transformer::Gpt;
 
 use crate::checkpoint::has_checkpoint;
@@ -31,11 +32,28 @@ pub fn train_ppo(
     resume: bool,
     on_event: &mut dyn FnMut(&PpoEvent),
 ) -> TrainResult<PpoOutcome> {
+    train_ppo_rank(setup, run_dir, resume, None, on_event)
+}
+
+/// [`train_ppo`] as one rank of a data-parallel run over `comm` (`None`: a single process):
+/// every rank resumes from `run_dir`, but only rank 0 writes checkpoints, `metrics.jsonl` and
+/// the final models there. The outcome's metrics are reduced over the ranks.
+pub fn train_ppo_rank(
+    setup: PpoSetup,
+    run_dir: Option<&Path>,
+    resume: bool,
+    comm: Option<Communicator>,
+    on_event: &mut dyn FnMut(&PpoEvent),
+) -> TrainResult<PpoOutcome> {
     let mut trainer = match run_dir {
         Some(dir) if resume && has_checkpoint(dir) => PpoTrainer::resume(setup, dir)?,
         _ => PpoTrainer::new(setup)?,
     };
-    trainer.fit(run_dir, on_event)?;
+    if let Some(comm) = comm {
+        trainer.set_data_parallel(comm)?;
+    }
+    let write_dir = run_dir.filter(|_| trainer.rank() == 0);
+    trainer.fit(write_dir, on_event)?;
     Ok(PpoOutcome {
         policy: trainer.policy(),
         critic: trainer.critic().cloned(),

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use rlhf_reward::RewardFunction;
+use rlhf_tensor::dist::Communicator;
 use rlhf_tensor::optim::{AdamW, AdamWConfig, clip_grad_norm, global_grad_norm};
 use rlhf_tensor::{Rng, RngState, Tensor};
 use rlhf_transformer::{Example, Gpt, GptParams, LrSchedule, ScalarHeads};
@@ -134,10 +135,12 @@ pub struct PpoTrainer {
     stop_token_id: u32,
     pad_token_id: u32,
     pub(crate) state: PpoState,
+    /// The other ranks when rollouts are split across processes (`dist.rs`).
+    dist: Option<Communicator>,
 }
 
 /// FNV-1a over the weights' bytes: equal models give equal fingerprints.
-pub(crate) fn fingerprint(model: &Gpt) -> u64 {
+pub fn fingerprint(model: &Gpt) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for tensor in model.params.tensors() {
         for byte in tensor.to_le_bytes() {
@@ -307,7 +310,33 @@ impl PpoTrainer {
             stop_token_id,
             pad_token_id,
             state,
+            dist: None,
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel run: it rolls out its slice of every
+    /// global batch with its own sampler stream, and the whitening statistics, metrics, KL and
+    /// gradients are reduced over `comm` (see `dist.rs`). Every rank must be built from
+    /// the same setup.
+    pub fn set_data_parallel(&mut self, comm: Communicator) -> TrainResult<()> {
+        let world = comm.world_size();
+        let batch = self.config.batch_size();
+        if batch < world {
+            return Err(TrainError::Config {
+                field: "batch_size",
+                reason: format!(
+                    "the global batch of {batch} prompts is smaller than the {world} ranks"
+                ),
+            });
+        }
+        if self.config.whiten_rewards && world > 1 {
+            return Err(TrainError::Config {
+                field: "whiten_rewards",
+                reason: "not supported with rollouts split across ranks (set it to false)".into(),
+            });
+        }
+        self.dist = Some(comm);
+        Ok(())
     }
 
     /// The settings.
@@ -407,7 +436,19 @@ impl PpoTrainer {
             self.prompts.len(),
             batch_size,
         );
-        let prompts: Vec<&PpoPrompt> = rows.iter().map(|&i| &self.prompts[i]).collect();
+        let local = match &self.dist {
+            Some(comm) => crate::dist::local_rows(comm, batch_size),
+            None => 0..batch_size,
+        };
+        let prompts: Vec<&PpoPrompt> = rows[local.clone()]
+            .iter()
+            .map(|&i| &self.prompts[i])
+            .collect();
+        // One sampler stream per rank and step; a single process samples from `rng` itself.
+        let mut rank_rng = self
+            .dist
+            .as_ref()
+            .map(|comm| rng.fork(1 + (self.state.step << 16) + comm.rank() as u64));
         let kl_coef = self.state.controller.kl_coef();
         let spec = self.sample_spec();
         let models = RolloutModels {
@@ -422,20 +463,26 @@ impl PpoTrainer {
             self.decode.as_ref(),
             &spec,
             config.missing_eos_penalty,
-            &mut rng,
+            rank_rng.as_mut().unwrap_or(&mut rng),
         )?;
         let step = self.state.step + 1;
-        if let Some(bad) = rollout.scores.iter().position(|s| !s.is_finite()) {
+        let bad_score = rollout.scores.iter().position(|s| !s.is_finite());
+        let bad_score = match &self.dist {
+            Some(comm) => crate::dist::any(comm, "scores", bad_score.is_some())?
+                .then(|| bad_score.unwrap_or(usize::MAX)),
+            None => bad_score,
+        };
+        if let Some(bad) = bad_score {
+            let score = rollout.scores.get(bad).copied().unwrap_or(f32::NAN);
             let reason = format!(
-                "episode {bad} of the rollout scored {}; the step's updates are skipped",
-                rollout.scores[bad]
+                "episode {bad} of the rollout (this rank's slice; usize::MAX: another rank's) scored {score}; the step's updates are skipped"
             );
             self.skip(step, reason, on_event)?;
             self.finish_step(rng, batch_size);
             return Ok(None);
         }
         let r = rollout.sequences.response_len;
-        let adv = rollout::compute_advantages(
+        let mut adv = rollout::compute_advantages(
             &rollout.logp,
             &rollout.ref_logp,
             &rollout.values,
@@ -457,6 +504,9 @@ impl PpoTrainer {
             kl_coef,
         )?;
         metrics.num_eos_tokens = rollout.sequences.finished.iter().filter(|&&f| f).count();
+        if let Some(comm) = &self.dist {
+            adv.advantages = crate::dist::whiten_global(comm, &adv.raw_advantages, &rollout.mask)?;
+        }
 
         let train_clock = Instant::now();
         let total_steps = self.total_steps();
@@ -476,40 +526,44 @@ impl PpoTrainer {
         let critic_lr = step_lr(config.critic_lr());
         let mut stats = MinibatchStats::default();
         let mut skipped = 0u64;
-        let micro = config.per_device_train_batch_size;
         let accum = config.gradient_accumulation_steps;
         for _epoch in 0..config.num_ppo_epochs {
             let mut order: Vec<usize> = (0..batch_size).collect();
             rng.shuffle(&mut order);
             for minibatch in order.chunks(config.mini_batch_size()) {
+                let micro_batches = self.local_micro_batches(minibatch, &local, &rollout.mask)?;
                 self.policy_grads.fill_zero();
                 if let Some(g) = self.critic_grads.as_mut() {
                     g.fill_zero();
                 }
                 let mut problem: Option<String> = None;
                 let mut pending = MinibatchStats::default();
-                for micro_rows in minibatch.chunks(micro) {
+                for (micro_rows, share) in &micro_batches {
+                    // A rank may hold none of a micro-batch's rows; it still draws its
+                    // pretraining rows so the shared generator stays in step.
                     let grads = Grads {
                         policy: &mut self.policy_grads,
                         critic: self.critic_grads.as_mut(),
                     };
-                    let loss = ppo_micro_batch(
-                        &self.policy,
-                        self.critic.as_ref(),
-                        &rollout,
-                        &adv,
-                        micro_rows,
-                        &config,
-                        1.0 / accum as f32,
-                        grads,
-                    )?;
-                    if !loss.total.is_finite() && problem.is_none() {
-                        problem = Some(format!(
-                            "loss {} (policy {}, value {})",
-                            loss.total, loss.policy.loss, loss.value.loss
-                        ));
+                    if !micro_rows.is_empty() {
+                        let loss = ppo_micro_batch(
+                            &self.policy,
+                            self.critic.as_ref(),
+                            &rollout,
+                            &adv,
+                            micro_rows,
+                            &config,
+                            share / accum as f32,
+                            grads,
+                        )?;
+                        if !loss.total.is_finite() && problem.is_none() {
+                            problem = Some(format!(
+                                "loss {} (policy {}, value {})",
+                                loss.total, loss.policy.loss, loss.value.loss
+                            ));
+                        }
+                        pending.push(&loss.policy, &loss.value, loss.entropy_mean);
                     }
-                    pending.push(&loss.policy, &loss.value, loss.entropy_mean);
                     if config.ptx_coef > 0.0 {
                         let picks = Self::next_indices(
                             &mut rng,
@@ -525,13 +579,23 @@ impl PpoTrainer {
                             &examples,
                             &config,
                             self.pad_token_id,
-                            1.0 / accum as f32,
+                            1.0 / (accum * self.world_size()) as f32,
                             &mut self.policy_grads,
                         )?;
                         if !ptx_loss.is_finite() && problem.is_none() {
                             problem = Some(format!("pretraining loss {ptx_loss}"));
                         }
                         pending.push_ptx(ptx_loss);
+                    }
+                }
+                if let Some(comm) = &self.dist {
+                    if crate::dist::any(comm, "loss check", problem.is_some())? {
+                        problem.get_or_insert_with(|| "another rank's loss was not finite".into());
+                    } else {
+                        crate::dist::sum_grads(comm, &mut self.policy_grads)?;
+                        if let Some(g) = self.critic_grads.as_mut() {
+                            crate::dist::sum_grads(comm, g)?;
+                        }
                     }
                 }
                 if problem.is_none() {
@@ -550,6 +614,9 @@ impl PpoTrainer {
             }
         }
         stats.write_into(&mut metrics);
+        if let Some(comm) = &self.dist {
+            crate::dist::reduce_metrics(comm, &mut metrics, local.len(), batch_size)?;
+        }
         let mut timing = rollout.timing;
         timing.training = train_clock.elapsed().as_secs_f64();
         self.state.controller.update(metrics.kl, batch_size)?;
@@ -566,6 +633,55 @@ impl PpoTrainer {
         };
         self.state.history.push(record.clone());
         Ok(Some(record))
+    }
+
+    /// The ranks in this run (1 without data parallel).
+    pub fn world_size(&self) -> usize {
+        self.dist.as_ref().map_or(1, Communicator::world_size)
+    }
+
+    /// This process's rank (0 without data parallel).
+    pub fn rank(&self) -> usize {
+        self.dist.as_ref().map_or(0, Communicator::rank)
+    }
+
+    /// A minibatch's micro-batches of global rows as this rank's local rollout rows, each with
+    /// its share of the micro-batch's loss: 1 for a single process; with data parallel, this
+    /// rank's kept response tokens over all ranks' (the losses are masked means), so the
+    /// gradients summed over ranks are the single-process gradient of the micro-batch.
+    fn local_micro_batches(
+        &self,
+        minibatch: &[usize],
+        local: &std::ops::Range<usize>,
+        mask: &[f32],
+    ) -> TrainResult<Vec<(Vec<usize>, f32)>> {
+        let micro = self.config.per_device_train_batch_size;
+        let Some(comm) = &self.dist else {
+            return Ok(minibatch.chunks(micro).map(|c| (c.to_vec(), 1.0)).collect());
+        };
+        let r = mask.len() / local.len().max(1);
+        let mut out = Vec::new();
+        let mut kept = Vec::new();
+        for chunk in minibatch.chunks(micro) {
+            let rows: Vec<usize> = chunk
+                .iter()
+                .filter(|g| local.contains(g))
+                .map(|g| g - local.start)
+                .collect();
+            let tokens: f32 = rows
+                .iter()
+                .flat_map(|&row| &mask[row * r..(row + 1) * r])
+                .sum();
+            kept.push(tokens);
+            out.push(rows);
+        }
+        let mut totals = kept.clone();
+        crate::dist::sum(comm, "micro-batch token counts", &mut totals)?;
+        Ok(out
+            .into_iter()
+            .zip(kept.iter().zip(&totals))
+            .map(|(rows, (&k, &t))| (rows, if t > 0.0 { k / t } else { 0.0 }))
+            .collect())
     }
 
     /// Clips each model's gradient to `max_grad_norm`; returns what was non-finite, if anything.
