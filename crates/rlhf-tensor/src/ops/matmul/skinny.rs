@@ -16,7 +16,7 @@
 //! keep the `gemm` crate. Every output element is summed over K in
 //! the same order whatever M, the tile or the thread band it falls in, so a sequence's result does
 //! not depend on the other sequences in the batch. `RLHF_SKINNY_GEMM=0` turns the kernel off (for
-//! A/B measurements).
+//! A/B measurements); `RLHF_SKINNY_GEMM=avx2` takes the AVX2 variant on an AVX-512 CPU (to test it).
 
 use std::sync::OnceLock;
 
@@ -39,10 +39,12 @@ enum Isa {
 fn isa() -> Option<Isa> {
     static ISA: OnceLock<Option<Isa>> = OnceLock::new();
     *ISA.get_or_init(|| {
-        if std::env::var("RLHF_SKINNY_GEMM").is_ok_and(|v| v.trim() == "0") {
-            return None;
+        match std::env::var("RLHF_SKINNY_GEMM").as_deref().map(str::trim) {
+            Ok("0") => None,
+            // The narrower variant on a wider CPU, to test it.
+            Ok("avx2") => detect().map(|_| Isa::Avx2),
+            _ => detect(),
         }
-        detect()
     })
 }
 
@@ -166,6 +168,17 @@ trait Simd {
     /// `a * b + c`.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// The sum of the lanes, in a fixed tree order (halves added until one lane is left).
+    unsafe fn sum_lanes(v: Self::V) -> f32;
+    /// Asks for the cache line holding `p` (a hint: any address is allowed).
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        // SAFETY: a prefetch never faults, whatever the address.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p.cast())
+        };
+    }
 }
 
 /// 16 lanes, AVX-512F.
@@ -195,6 +208,15 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: __m512) {
         unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn sum_lanes(v: __m512) -> f32 {
+        // SAFETY: the caller has AVX-512F (and so AVX2).
+        unsafe {
+            let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            let half = _mm256_add_ps(_mm512_castps512_ps256(v), high);
+            Avx2::sum_lanes(half)
+        }
     }
 }
 
@@ -226,10 +248,17 @@ impl Simd for Avx2 {
     unsafe fn store(p: *mut f32, v: __m256) {
         unsafe { _mm256_storeu_ps(p, v) }
     }
+    #[inline(always)]
+    unsafe fn sum_lanes(v: __m256) -> f32 {
+        // SAFETY: the caller has AVX2.
+        unsafe {
+            let x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let x2 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
+            let x1 = _mm_add_ss(x2, _mm_movehdup_ps(x2));
+            _mm_cvtss_f32(x1)
+        }
+    }
 }
-
-/// The widest tile a loop uses: 8 rows, 4 vectors of 16 lanes.
-const MAX_TILE: usize = 8 * 4 * 16;
 
 /// Calls `$tile::<S, R, ...>` with R the const row count matching the runtime `$rows` (1..=8).
 macro_rules! by_rows {
@@ -275,67 +304,118 @@ unsafe fn write_tile(
     }
 }
 
-/// The NN loop: for each band of NR vectors of columns, tiles of up to MR rows, one pass down K
-/// each.
+/// Weight rows per block of the NN loop.
+///
+/// Walking one band of columns down all K rows touches a new 4 KiB page every row (rows are
+/// `n * 4` bytes apart), which the hardware prefetchers do not follow: the weight then arrives at
+/// DRAM latency, ~2 GB/s per core here. Instead the loop takes `KB` rows at a time and sweeps
+/// them across every band, so each row is read front to back (`KB` sequential streams) and the
+/// partial sums wait in a row-major scratch (M x N, L2-resident for the GPT-2 shapes) between
+/// blocks.
+const KB: usize = 16;
+
+/// How far ahead along a weight row the NN loop asks for the weight (elements): two tiles of
+/// 32 columns, which the hardware prefetchers alone fetch too late with 16 rows in flight.
+const PREFETCH_AHEAD: usize = 64;
+
+thread_local! {
+    /// The NN loop's partial sums, kept between calls so decoding allocates nothing per product.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The NN loop: for each block of [`KB`] weight rows, for each band of NR vectors of columns,
+/// tiles of up to MR rows accumulate the block's rows into the scratch; then the scratch is
+/// written to the destination.
 ///
 /// # Safety
 /// See [`try_gemm`]; the CPU has `S`'s features; `MR <= 8`, `NR <= 4`.
 #[inline(always)]
 unsafe fn axpy_all<S: Simd, const MR: usize, const NR: usize>(job: &Job) {
     let width = NR * S::L;
+    let n_pad = job.n.next_multiple_of(width);
     // Partial last band: its columns copied into a zero-padded (K, width) panel first.
-    let mut panel = Vec::new();
-    let mut j = 0;
-    while j < job.n {
-        let cols = width.min(job.n - j);
-        let (w, w_rs) = if cols == width {
-            // SAFETY: column j lies inside the weight.
-            (unsafe { job.w.add(j) }, job.w_rs)
-        } else {
-            panel.clear();
-            panel.resize(job.k * width, 0.0);
-            for l in 0..job.k {
-                for c in 0..cols {
-                    // SAFETY: (l, j + c) lies inside the weight.
-                    panel[l * width + c] = unsafe { *job.w.add(l * job.w_rs + j + c) };
-                }
+    let tail = job.n - job.n % width;
+    let panel: Vec<f32> = if tail < job.n {
+        let cols = job.n - tail;
+        let mut panel = vec![0.0; job.k * width];
+        for l in 0..job.k {
+            for c in 0..cols {
+                // SAFETY: (l, tail + c) lies inside the weight.
+                panel[l * width + c] = unsafe { *job.w.add(l * job.w_rs + tail + c) };
             }
-            (panel.as_ptr(), width)
-        };
-        let mut i = 0;
-        while i < job.m {
-            let rows = MR.min(job.m - i);
-            // SAFETY: rows i..i+rows and columns j..j+cols lie inside the views.
-            unsafe {
-                let x = job.x.add(i * job.x_rs);
-                let d = job.dst.add(i * job.d_rs + j);
-                by_rows!(rows, axpy_tile, S, [NR], job, x, w, w_rs, d, cols);
-            }
-            i += rows;
         }
-        j += cols;
+        panel
+    } else {
+        Vec::new()
+    };
+    // Taken out of the thread-local and put back: a closure would not inherit this function's
+    // target features, and the intrinsics would not inline.
+    let mut scratch = SCRATCH.take();
+    scratch.clear();
+    scratch.resize(job.m * n_pad, 0.0);
+    let acc = scratch.as_mut_ptr();
+    let mut l0 = 0;
+    while l0 < job.k {
+        let l1 = (l0 + KB).min(job.k);
+        let mut j = 0;
+        while j < job.n {
+            let (w, w_rs) = if j < tail {
+                // SAFETY: column j lies inside the weight.
+                (unsafe { job.w.add(j) }, job.w_rs)
+            } else {
+                (panel.as_ptr(), width)
+            };
+            let mut i = 0;
+            while i < job.m {
+                let rows = MR.min(job.m - i);
+                // SAFETY: rows i..i+rows, columns j..j+width of the scratch and weight rows
+                // l0..l1 lie inside their buffers.
+                unsafe {
+                    let x = job.x.add(i * job.x_rs);
+                    let a = acc.add(i * n_pad + j);
+                    by_rows!(rows, axpy_tile, S, [NR], job, x, w, w_rs, a, n_pad, l0, l1);
+                }
+                i += rows;
+            }
+            j += width;
+        }
+        l0 = l1;
     }
+    let d = job.dst;
+    // SAFETY: the destination holds M rows of N elements, `d_rs` apart.
+    unsafe { write_tile(&scratch, n_pad, job.m, job.n, d, job.d_rs, job.accumulate) };
+    SCRATCH.set(scratch);
 }
 
-/// One tile of the NN loop: `d[r, c] (+)= sum_l x[r, l] * w[l, c]` for R rows and `cols <= NR*L`
-/// columns, accumulated in R x NR vector registers.
+/// One tile of the NN loop over weight rows `l0..l1`: `acc[r, c] += sum_l x[r, l] * w[l, c]` for
+/// R rows and NR * L columns, accumulated in R x NR vector registers (loaded from and stored back
+/// to the scratch, so every element is still summed over l in order from 0).
 ///
 /// # Safety
-/// `x` addresses R rows of K, `w` K rows (`w_rs` apart) of NR * L elements, `d` R rows of `cols`.
+/// `x` addresses R rows of K, `w` K rows (`w_rs` apart) of NR * L elements, `acc` R rows
+/// (`acc_rs` apart) of NR * L.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn axpy_tile<S: Simd, const R: usize, const NR: usize>(
     job: &Job,
     x: *const f32,
     w: *const f32,
     w_rs: usize,
-    d: *mut f32,
-    cols: usize,
+    acc_ptr: *mut f32,
+    acc_rs: usize,
+    l0: usize,
+    l1: usize,
 ) {
     // SAFETY: the pointers address what the contract says; the CPU has S's features.
     unsafe {
-        let mut acc = [[S::zero(); NR]; R];
-        for l in 0..job.k {
+        let mut acc: [[S::V; NR]; R] = std::array::from_fn(|r| {
+            std::array::from_fn(|v| S::load(acc_ptr.add(r * acc_rs + v * S::L)))
+        });
+        for l in l0..l1 {
             let row = w.add(l * w_rs);
+            for v in 0..NR {
+                S::prefetch(row.wrapping_add(PREFETCH_AHEAD + v * S::L));
+            }
             let wv: [S::V; NR] = std::array::from_fn(|v| S::load(row.add(v * S::L)));
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let a = S::splat(*x.add(r * job.x_rs + l));
@@ -344,14 +424,11 @@ unsafe fn axpy_tile<S: Simd, const R: usize, const NR: usize>(
                 }
             }
         }
-        let width = NR * S::L;
-        let mut buf = [0.0f32; MAX_TILE];
         for (r, acc_r) in acc.iter().enumerate() {
             for (v, &acc_v) in acc_r.iter().enumerate() {
-                S::store(buf.as_mut_ptr().add(r * width + v * S::L), acc_v);
+                S::store(acc_ptr.add(r * acc_rs + v * S::L), acc_v);
             }
         }
-        write_tile(&buf, width, R, cols, d, job.d_rs, job.accumulate);
     }
 }
 
@@ -406,6 +483,10 @@ unsafe fn dot_tile<S: Simd, const R: usize, const C: usize>(
         let mut acc = [[S::zero(); C]; R];
         let mut l = 0;
         while l < body {
+            for c in 0..C {
+                // The same stretch of the next group's columns (read next, from DRAM).
+                S::prefetch(w.wrapping_add((c + C) * job.w_cs + l));
+            }
             let wv: [S::V; C] = std::array::from_fn(|c| S::load(w.add(c * job.w_cs + l)));
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let xv = S::load(x.add(r * job.x_rs + l));
@@ -415,12 +496,10 @@ unsafe fn dot_tile<S: Simd, const R: usize, const C: usize>(
             }
             l += S::L;
         }
-        let mut lanes = [0.0f32; 16];
         let mut buf = [0.0f32; 8 * 4];
         for (r, acc_r) in acc.iter().enumerate() {
             for (c, &acc_v) in acc_r.iter().enumerate() {
-                S::store(lanes.as_mut_ptr(), acc_v);
-                let mut v = lanes[..S::L].iter().sum::<f32>();
+                let mut v = S::sum_lanes(acc_v);
                 for t in body..k {
                     v = (*w.add(c * job.w_cs + t)).mul_add(*x.add(r * job.x_rs + t), v);
                 }
