@@ -62,6 +62,8 @@ enum Command {
 /// Parses the command line, runs the command, and reports any error with its full context.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Training and decoding free and re-allocate the same buffers every step: keep them mapped.
+    rlhf_tensor::host_memory::retain_freed_memory();
     let result = match cli.command {
         Command::Run(args) => run::execute(args),
         Command::Pretrain(args) => stages::execute_pretrain(args),

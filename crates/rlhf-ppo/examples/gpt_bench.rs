@@ -327,6 +327,8 @@ fn ppo(args: &Args) -> BenchResult<()> {
 }
 
 fn main() -> std::process::ExitCode {
+    // As the `rlhf` binary does: freed buffers stay mapped between steps.
+    rlhf_tensor::host_memory::retain_freed_memory();
     let args = match Args::parse() {
         Ok(a) => a,
         Err(e) => {

@@ -27,6 +27,8 @@ use rlhf_tensor::{Device, Rng};
 use rlhf_transformer::{Gpt, GptConfig};
 
 fn main() -> Result<(), Box<dyn Error>> {
+    // As the `rlhf` binary does: freed buffers stay mapped between steps.
+    rlhf_tensor::host_memory::retain_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         return Err(

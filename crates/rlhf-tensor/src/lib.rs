@@ -31,6 +31,8 @@
 //! - [`dist`]: collectives for data parallel over ranks (one process per device): a
 //!   [`dist::Communicator`] (world size 1, a TCP ring between CPU processes, or NCCL on GPUs),
 //!   all-reduce, reduce-scatter, all-gather, broadcast, barrier; the file rendezvous.
+//! - [`host_memory`]: [`host_memory::retain_freed_memory`], which keeps glibc from unmapping
+//!   freed buffers (the `rlhf` binary and the benchmarks call it: step-to-step page faults gone).
 //! - [`testing`]: finite-difference gradients and tolerance checks for this and other crates.
 //! - [`cuda`]: the CUDA backend's kernels (embedded PTX), device registry, GEMM (cuBLAS or our
 //!   tensor-core kernel, chosen per shape), typed launch wrappers, and the device storage behind `Device::Cuda(n)` tensors. Detection never
@@ -66,6 +68,7 @@ pub mod dist;
 mod dtype;
 mod error;
 mod float;
+pub mod host_memory;
 pub mod ops;
 pub mod optim;
 mod rng;

@@ -24,6 +24,8 @@ fn model(args: &[usize], n_positions: usize) -> Gpt {
 }
 
 fn main() {
+    // As the `rlhf` binary does: freed buffers stay mapped between steps.
+    rlhf_tensor::host_memory::retain_freed_memory();
     let argv: Vec<String> = std::env::args().collect();
     let nums: Vec<usize> = argv[2..]
         .iter()

@@ -10,7 +10,7 @@
 use rlhf_tensor::Tensor;
 use rlhf_tensor::ops::cross_entropy::{IGNORE_INDEX, cross_entropy, cross_entropy_losses};
 use rlhf_tensor::ops::logprob::{token_logprobs, token_logprobs_backward};
-use rlhf_tensor::ops::matmul::{MatmulSpec, matmul, matmul_backward};
+use rlhf_tensor::ops::matmul::{MatmulSpec, matmul, matmul_backward_accumulate};
 
 use crate::{Gpt, GptParams, ModelError, ModelInput, Result};
 
@@ -80,9 +80,14 @@ impl Gpt {
         hidden: &Tensor,
         grads: &mut GptParams,
     ) -> Result<Tensor> {
-        let g = matmul_backward(dlogits, hidden, &self.params.wte, false, MatmulSpec::NT)?;
-        grads.wte.add_assign(&g.db)?;
-        Ok(g.da)
+        Ok(matmul_backward_accumulate(
+            dlogits,
+            hidden,
+            &self.params.wte,
+            MatmulSpec::NT,
+            &mut grads.wte,
+            None,
+        )?)
     }
 
     /// Mean cross-entropy of `targets` (B T, [`IGNORE_INDEX`] = not scored) under the LM head on

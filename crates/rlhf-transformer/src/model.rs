@@ -9,7 +9,7 @@ use rlhf_tensor::ops::elementwise::add;
 use rlhf_tensor::ops::embedding::{TokenIds, embedding, embedding_backward};
 use rlhf_tensor::ops::gelu::{gelu, gelu_backward};
 use rlhf_tensor::ops::layernorm::{LayerNormCache, layernorm, layernorm_backward};
-use rlhf_tensor::ops::matmul::{MatmulSpec, matmul, matmul_backward};
+use rlhf_tensor::ops::matmul::{MatmulSpec, matmul, matmul_backward, matmul_backward_accumulate};
 use rlhf_tensor::{Device, Rng, Tensor};
 
 use crate::params::BlockParams;
@@ -356,25 +356,28 @@ fn block_backward(
 ) -> Result<Tensor> {
     // MLP branch: out = residual_mid + c_proj(gelu(c_fc(ln_2(residual_mid)))).
     let fc_gelu = c.fc_gelu()?; // (B, T, F), recomputed when dropped
-    let proj = matmul_backward(&dout, &fc_gelu, &w.mlp_c_proj_weight, true, MatmulSpec::NN)?;
-    accumulate(
+    // Weight and bias gradients are summed straight into `g` (GEMM with beta = 1).
+    let dfc_gelu = matmul_backward_accumulate(
+        &dout,
+        &fc_gelu,
+        &w.mlp_c_proj_weight,
+        MatmulSpec::NN,
         &mut g.mlp_c_proj_weight,
-        &mut g.mlp_c_proj_bias,
-        &proj.db,
-        proj.dbias.as_ref(),
+        Some(&mut g.mlp_c_proj_bias),
     )?;
     drop(fc_gelu);
-    let dfc = gelu_backward(&proj.da, &c.fc)?; // (B, T, F)
+    let dfc = gelu_backward(&dfc_gelu, &c.fc)?; // (B, T, F)
     let ln_2_out = c.ln_2(w, eps)?;
-    let fc = matmul_backward(&dfc, &ln_2_out, &w.mlp_c_fc_weight, true, MatmulSpec::NN)?;
-    drop(ln_2_out);
-    accumulate(
+    let dln_2_out = matmul_backward_accumulate(
+        &dfc,
+        &ln_2_out,
+        &w.mlp_c_fc_weight,
+        MatmulSpec::NN,
         &mut g.mlp_c_fc_weight,
-        &mut g.mlp_c_fc_bias,
-        &fc.db,
-        fc.dbias.as_ref(),
+        Some(&mut g.mlp_c_fc_bias),
     )?;
-    let ln_2 = layernorm_backward(&fc.da, &c.residual_mid, &w.ln_2_weight, &c.ln_2_cache)?;
+    drop(ln_2_out);
+    let ln_2 = layernorm_backward(&dln_2_out, &c.residual_mid, &w.ln_2_weight, &c.ln_2_cache)?;
     accumulate(
         &mut g.ln_2_weight,
         &mut g.ln_2_bias,
@@ -384,36 +387,26 @@ fn block_backward(
     let mut dmid = dout;
     dmid.add_assign(&ln_2.dx)?; // (B, T, C)
     // Attention branch: residual_mid = input + c_proj(attention(c_attn(ln_1(input)))).
-    let proj = matmul_backward(
+    let datt_out = matmul_backward_accumulate(
         &dmid,
         &c.att_out,
         &w.attn_c_proj_weight,
-        true,
         MatmulSpec::NN,
-    )?;
-    accumulate(
         &mut g.attn_c_proj_weight,
-        &mut g.attn_c_proj_bias,
-        &proj.db,
-        proj.dbias.as_ref(),
+        Some(&mut g.attn_c_proj_bias),
     )?;
-    let dqkv = attention_backward(&proj.da, &c.qkv, &c.att_cache)?; // (B, T, 3C)
+    let dqkv = attention_backward(&datt_out, &c.qkv, &c.att_cache)?; // (B, T, 3C)
     let ln_1_out = c.ln_1(w, eps)?;
-    let qkv = matmul_backward(
+    let dln_1_out = matmul_backward_accumulate(
         &dqkv,
         &ln_1_out,
         &w.attn_c_attn_weight,
-        true,
         MatmulSpec::NN,
+        &mut g.attn_c_attn_weight,
+        Some(&mut g.attn_c_attn_bias),
     )?;
     drop(ln_1_out);
-    accumulate(
-        &mut g.attn_c_attn_weight,
-        &mut g.attn_c_attn_bias,
-        &qkv.db,
-        qkv.dbias.as_ref(),
-    )?;
-    let ln_1 = layernorm_backward(&qkv.da, &c.input, &w.ln_1_weight, &c.ln_1_cache)?;
+    let ln_1 = layernorm_backward(&dln_1_out, &c.input, &w.ln_1_weight, &c.ln_1_cache)?;
     accumulate(
         &mut g.ln_1_weight,
         &mut g.ln_1_bias,

@@ -208,6 +208,7 @@ pub fn matmul_backward(
         b.as_f32_slice()?,
         da.as_f32_slice_mut()?,
         db.as_f32_slice_mut()?,
+        false,
     );
     let dbias = if has_bias {
         Some(Tensor::from_vec(
@@ -219,6 +220,61 @@ pub fn matmul_backward(
         None
     };
     Ok(MatmulGrads { da, db, dbias })
+}
+
+/// [`matmul_backward`] for a weight whose gradient is being summed: adds the gradient of `b`
+/// into `db_sum` (same shape and device as `b`) and, with `dbias_sum` (N), the bias gradient
+/// into it, and returns the gradient of `a`. On the CPU the product accumulates straight into
+/// `db_sum` (GEMM with beta = 1): no weight-sized temporary is allocated, zeroed and added.
+pub fn matmul_backward_accumulate(
+    dout: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    spec: MatmulSpec,
+    db_sum: &mut Tensor,
+    dbias_sum: Option<&mut Tensor>,
+) -> Result<Tensor> {
+    let plan = Plan::new("matmul_backward_accumulate", a, b, spec)?;
+    dout.shape().expect_same(
+        "matmul_backward_accumulate (dout vs output)",
+        &plan.out_shape,
+    )?;
+    check_same_device("matmul_backward_accumulate", dout, a)?;
+    db_sum
+        .shape()
+        .expect_same("matmul_backward_accumulate (gradient sum vs b)", b.shape())?;
+    check_same_device("matmul_backward_accumulate", db_sum, b)?;
+    if let Some(dbias) = &dbias_sum {
+        dbias.shape().expect_same(
+            "matmul_backward_accumulate (bias gradient sum)",
+            &Shape::from([plan.n]),
+        )?;
+        check_same_device("matmul_backward_accumulate", dbias, a)?;
+    }
+    if a.is_cuda() {
+        let g = cuda::backward(&plan, spec, dout, a, b, dbias_sum.is_some())?;
+        db_sum.add_assign(&g.db)?;
+        if let (Some(sum), Some(dbias)) = (dbias_sum, &g.dbias) {
+            sum.add_assign(dbias)?;
+        }
+        return Ok(g.da);
+    }
+    let dout_data = dout.as_f32_slice()?;
+    let mut da = a.zeros_like()?;
+    backward_slices(
+        &plan,
+        dout_data,
+        a.as_f32_slice()?,
+        b.as_f32_slice()?,
+        da.as_f32_slice_mut()?,
+        db_sum.as_f32_slice_mut()?,
+        true,
+    );
+    if let Some(sum) = dbias_sum {
+        let dbias = sum_rows(dout_data, plan.n);
+        crate::ops::elementwise::cpu::add_assign(sum.as_f32_slice_mut()?, &dbias);
+    }
+    Ok(da)
 }
 
 /// The forward product on slices (generic, so gradient checks can run it in f64).
@@ -253,7 +309,8 @@ fn forward_slices<T: Float>(plan: &Plan, a: &[T], b: &[T], bias: Option<&[T]>, o
     }
 }
 
-/// The backward products on slices: `da` and `db` are overwritten.
+/// The backward products on slices: `da` is overwritten; `db` is overwritten, or added to with
+/// `accumulate_db`.
 fn backward_slices<T: Float>(
     plan: &Plan,
     dout: &[T],
@@ -261,6 +318,7 @@ fn backward_slices<T: Float>(
     b: &[T],
     da: &mut [T],
     db: &mut [T],
+    accumulate_db: bool,
 ) {
     // d op(a) = dout @ op(b)^T, written through a's own layout (so a transposed `a` gets a
     // transposed gradient).
@@ -297,7 +355,7 @@ fn backward_slices<T: Float>(
         gemm_into(
             db,
             plan.b_view,
-            false,
+            accumulate_db,
             a,
             MatLayout::row_major(rows, plan.k).t(),
             dout,
@@ -313,7 +371,7 @@ fn backward_slices<T: Float>(
             db,
             plan.b_view,
             db_batch_stride,
-            false,
+            accumulate_db,
             a_t,
             plan.out_operand(dout),
             plan.batch,

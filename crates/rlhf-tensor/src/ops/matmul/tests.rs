@@ -136,7 +136,7 @@ impl Case {
         let loss = |out: Vec<f64>| out.iter().zip(&w).map(|(o, w)| o * w).sum::<f64>();
         let mut da = vec![f64::NAN; a.len()];
         let mut db = vec![f64::NAN; b.len()];
-        backward_slices(&plan, &w, &a, &b, &mut da, &mut db);
+        backward_slices(&plan, &w, &a, &b, &mut da, &mut db, false);
         let num_da = numerical_gradient(|x| loss(forward(x, &b, bias_arg)), &a, 1e-6);
         let num_db = numerical_gradient(|x| loss(forward(&a, x, bias_arg)), &b, 1e-6);
         assert_close("da", &da, &num_da, 1e-6, 1e-8);
@@ -385,4 +385,68 @@ fn the_few_row_kernel_is_what_runs_where_the_cpu_has_it() {
             w
         ));
     }
+}
+
+#[test]
+fn accumulating_backward_adds_what_the_plain_backward_returns() {
+    // Folded (a weight b, a not transposed), batched with a shared b (a transposed), and
+    // batched b; with and without a bias; on a batch of 2 x 3 rows.
+    let mut rng = crate::Rng::new(3);
+    let cases: [(&[usize], &[usize], MatmulSpec, bool); 4] = [
+        (&[2, 3, 4], &[4, 5], MatmulSpec::NN, true),
+        (&[2, 3, 4], &[5, 4], MatmulSpec::NT, false),
+        (&[2, 4, 3], &[4, 5], MatmulSpec::TN, true),
+        (&[2, 3, 4], &[2, 4, 5], MatmulSpec::NN, false),
+    ];
+    for (a_dims, b_dims, spec, with_bias) in cases {
+        let a = Tensor::uniform(a_dims, -1.0, 1.0, &mut rng, Device::Cpu).unwrap();
+        let b = Tensor::uniform(b_dims, -1.0, 1.0, &mut rng, Device::Cpu).unwrap();
+        let out = matmul(&a, &b, None, spec).unwrap();
+        let dout = Tensor::uniform(out.dims(), -1.0, 1.0, &mut rng, Device::Cpu).unwrap();
+        let plain = matmul_backward(&dout, &a, &b, with_bias, spec).unwrap();
+        let start = Tensor::uniform(b_dims, -1.0, 1.0, &mut rng, Device::Cpu).unwrap();
+        let n = out.dims()[out.dims().len() - 1];
+        let bias_start = Tensor::uniform([n], -1.0, 1.0, &mut rng, Device::Cpu).unwrap();
+        let mut db_sum = start.clone();
+        let mut dbias_sum = bias_start.clone();
+        let da = matmul_backward_accumulate(
+            &dout,
+            &a,
+            &b,
+            spec,
+            &mut db_sum,
+            with_bias.then_some(&mut dbias_sum),
+        )
+        .unwrap();
+        assert_eq!(da.to_vec_f32(), plain.da.to_vec_f32());
+        let mut want = start.clone();
+        want.add_assign(&plain.db).unwrap();
+        let f64s = |t: &Tensor| {
+            t.to_vec_f32()
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect::<Vec<_>>()
+        };
+        assert_close("db sum", &f64s(&db_sum), &f64s(&want), 1e-6, 1e-6);
+        let mut want_bias = bias_start.clone();
+        if let Some(dbias) = &plain.dbias {
+            want_bias.add_assign(dbias).unwrap();
+        }
+        assert_eq!(dbias_sum.to_vec_f32(), want_bias.to_vec_f32());
+    }
+    // A gradient sum of the wrong shape is an error naming the op.
+    let a = t(&[1.0, 2.0], &[1, 2]);
+    let b = t(&[1.0, 2.0], &[2, 1]);
+    let mut wrong = Tensor::zeros([1, 2], Device::Cpu).unwrap();
+    let err = matmul_backward_accumulate(
+        &t(&[1.0], &[1, 1]),
+        &a,
+        &b,
+        MatmulSpec::NN,
+        &mut wrong,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("matmul_backward_accumulate"), "{err}");
 }
