@@ -2,7 +2,8 @@
 """rlhf-transformer vs PyTorch (`transformers`' GPT2LMHeadModel) on the same config, batch,
 sequence length and thread count, timed in one run.
 
-Measures (median over ITERS after one warm-up):
+Measures (median over ITERS after one warm-up; each row run as alternating ours/PyTorch rounds,
+the ratio the median of the rounds' ratios):
   - training step (forward + backward + AdamW), tokens/s: tiny (4 layers, 4 heads, n_embd 128,
     T 128, vocab 512, B 16) and GPT-2 small (B 4, T 64);
   - KV-cache generation, 16 left-padded prompts of 4..11 tokens, 56 new tokens (greedy, no EOS),
@@ -13,6 +14,7 @@ Run by hand (not in CI):
     python3 -m venv ~/.cache/venv-torch && ~/.cache/venv-torch/bin/pip install torch transformers
     cargo build --release -p rlhf-transformer --example bench_lm
     RAYON_NUM_THREADS=2 ~/.cache/venv-torch/bin/python benches/transformer_vs_torch.py [--threads 2] [--quick]
+        [--tiny-iters 20] [--small-iters 5] [--rounds 3]
 """
 import argparse
 import json
@@ -86,31 +88,50 @@ def torch_generate(cfg, prompts, new, iters):
     return {"seconds": s, "tokens_per_s": prompts * new / s}
 
 
-def row(name, a, b):
-    ratio = a["tokens_per_s"] / b["tokens_per_s"]
-    print(f"| {name} | {a['tokens_per_s']:.0f} | {b['tokens_per_s']:.0f} | {ratio:.2f}x |", flush=True)
+def row(name, rounds, ours_fn, torch_fn):
+    """Runs ours and PyTorch alternately `rounds` times (so a noisy neighbour hits both sides
+    alike) and prints the median tokens/s of each and the median of the per-round ratios."""
+    pairs = []
+    for _ in range(rounds):
+        a, b = ours_fn(), torch_fn()
+        pairs.append((a["tokens_per_s"], b["tokens_per_s"]))
+    ratios = [a / b for a, b in pairs]
+    ours_med = statistics.median(a for a, _ in pairs)
+    torch_med = statistics.median(b for _, b in pairs)
+    each = ", ".join(f"{r:.2f}" for r in ratios)
+    print(f"| {name} | {ours_med:.0f} | {torch_med:.0f} | {statistics.median(ratios):.2f}x ({each}) |",
+          flush=True)
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="fewer iterations, tiny config only")
+    p.add_argument("--tiny-iters", type=int, default=20, help="timed iterations, tiny config")
+    p.add_argument("--small-iters", type=int, default=5, help="timed iterations, GPT-2 small")
+    p.add_argument("--rounds", type=int, default=3, help="alternating ours/PyTorch rounds per row")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    it = 3 if a.quick else 5
-    print(f"torch {torch.__version__}, {a.threads} threads")
-    print("| measurement | rlhf tokens/s | PyTorch tokens/s | ratio |")
+    it = 3 if a.quick else a.tiny_iters
+    small = a.small_iters
+    rounds = 1 if a.quick else a.rounds
+    th = a.threads
+    print(f"torch {torch.__version__}, {a.threads} threads; ratio: median of {rounds} alternating rounds")
+    print("| measurement | rlhf tokens/s | PyTorch tokens/s | ratio (each round) |")
     print("|---|---|---|---|")
-    row("train step, tiny (L4 H4 C128 V512, B16 T128)",
-        ours("step", TINY, 16, 128, it, threads=a.threads), torch_step(TINY, 16, 128, it))
-    row("generate, tiny (16 prompts, 56 new)",
-        ours("generate", TINY, 16, 56, it, threads=a.threads), torch_generate(TINY, 16, 56, it))
+    row("train step, tiny (L4 H4 C128 V512, B16 T128)", rounds,
+        lambda: ours("step", TINY, 16, 128, it, threads=th), lambda: torch_step(TINY, 16, 128, it))
+    row("generate, tiny (16 prompts, 56 new)", rounds,
+        lambda: ours("generate", TINY, 16, 56, it, threads=th),
+        lambda: torch_generate(TINY, 16, 56, it))
     if not a.quick:
-        row("train step, GPT-2 small (B4 T64)",
-            ours("step", SMALL, 4, 64, 3, threads=a.threads), torch_step(SMALL, 4, 64, 3))
-        row("generate, GPT-2 small (16 prompts, 56 new)",
-            ours("generate", SMALL, 16, 56, 2, threads=a.threads), torch_generate(SMALL, 16, 56, 2))
-    curve = ours("decode-curve", TINY, 16, threads=a.threads)
+        row("train step, GPT-2 small (B4 T64)", rounds,
+            lambda: ours("step", SMALL, 4, 64, small, threads=th),
+            lambda: torch_step(SMALL, 4, 64, small))
+        row("generate, GPT-2 small (16 prompts, 56 new)", rounds,
+            lambda: ours("generate", SMALL, 16, 56, small, threads=th),
+            lambda: torch_generate(SMALL, 16, 56, small))
+    curve = ours("decode-curve", TINY, 16, threads=th)
     print("ours, tiny, B16: seconds per decode step at context length:",
           json.dumps(curve["seconds_per_step_at_length"]))
 

@@ -349,10 +349,13 @@ proptest! {
 #[test]
 fn few_row_products_at_decode_shapes_match_the_reference() {
     // 16 sequences against GPT-2-like weights: several column bands, K past every vector width,
-    // and the row tails (16 = 2 x 8, 13 = 8 + 5, 30 = 4 x 7 + 2).
+    // and the row tails (16 = 2 x 8, 13 = 8 + 5, 30 = 4 x 7 + 2). Weights over 64 K elements
+    // take the K-blocked NN loop (blocks of 16 rows, a ragged last block for K = 131, 300, 1000).
     for (m, k, n) in [
         (16, 200, 700),
         (13, 131, 517),
+        (5, 300, 250),
+        (16, 1000, 70),
         (30, 64, 129),
         (32, 17, 1000),
     ] {
