@@ -22,9 +22,9 @@ use crate::{Gpt, GptParams, ModelInput, Recompute, Result};
 /// Shards of a CPU batch.
 pub const SHARDS: usize = 2;
 
-/// Models wider than this keep per-op parallelism: their GEMMs split well across threads
-/// (GPT-2 small, C = 768, 2.1-4.1x PyTorch's step that way) and a second gradient buffer would
-/// cost memory.
+/// Models wider than this keep per-op parallelism: their GEMMs split well across threads (GPT-2
+/// small's step sharded in two took 1.36-1.42 s against 1.25-1.34 s unsharded, 2026-12-03) and
+/// a second gradient buffer would cost memory.
 pub const SHARD_MAX_EMBD: usize = 256;
 
 /// How many shards a batch of `batch` sequences runs in on `device` for a model of width
