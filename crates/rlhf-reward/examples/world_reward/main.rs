@@ -23,7 +23,10 @@
 //!    `dense-truth` (the truth on every non-eval prompt of the world). Each is evaluated on the
 //!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
 //!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
-//!    same truth (training side), and on correct-vs-wrong claim pairs.
+//!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
+//!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
+//!    (`rlhf_reward::read`); `--lm-weight` and `--trunk-lr-scale` keep the trunk a language
+//!    model during reward training (`rlhf_reward::trunk`).
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
@@ -46,8 +49,8 @@ use rlhf_data::world::{
 use rlhf_raters::screening::wilson_interval;
 use rlhf_reward::eval::evaluate;
 use rlhf_reward::{
-    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardStageConfig, RewardTrainConfig,
-    RuleColumns, train_reward_model,
+    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardRead, RewardStageConfig,
+    RewardTrainConfig, RuleColumns, TrunkTraining, train_reward_model,
 };
 use rlhf_tensor::Device;
 use rlhf_transformer::Gpt;
@@ -72,6 +75,8 @@ struct Args {
     min_agreement: f64,
     models: Vec<String>,
     baselines_only: bool,
+    read: RewardRead,
+    trunk_training: TrunkTraining,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -99,6 +104,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             .map(String::from)
             .to_vec(),
         baselines_only: false,
+        read: RewardRead::Eos,
+        trunk_training: TrunkTraining::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -130,6 +137,14 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--epochs" => args.epochs = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
+            "--read" => {
+                let name = value()?;
+                args.read = RewardRead::from_name(&name).ok_or_else(|| {
+                    format!("--read: unknown read {name:?}, expected eos or gated-likelihood")
+                })?;
+            }
+            "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
+            "--trunk-lr-scale" => args.trunk_training.trunk_lr_scale = value()?.parse()?,
             "--models" => {
                 args.models = value()?.split(',').map(String::from).collect();
                 if let Some(bad) = args
@@ -368,6 +383,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             seed: args.seed,
             ..RewardTrainConfig::default()
         },
+        read: args.read,
+        trunk: args.trunk_training,
         ..RewardStageConfig::default()
     };
     let references: Vec<(Prompt, String)> = world
@@ -443,6 +460,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
+            "reward_read": args.read.name(),
+            "trunk_training": args.trunk_training,
             "kept_labelers": kept,
             "screening": screening,
             "prompts": prompt_counts,

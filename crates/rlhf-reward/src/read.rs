@@ -1,0 +1,158 @@
+//! How the reward is read from the trunk. The default, and the issue's, is the EOS read; the
+//! gated-likelihood read is an explicit alternative that departs from it.
+//!
+//! - [`RewardRead::Eos`]: r = w_0 · h_eos + b_0, the reward head at the last real token
+//!   (InstructGPT, TRL, HF's `GPT2ForSequenceClassification`).
+//! - [`RewardRead::GatedLikelihood`]: the EOS read plus the trunk's own log-likelihood of the
+//!   row, token by token, each token weighted by a learned gate read from the hidden state that
+//!   predicts it:
+//!
+//!   r = w_0 · h_eos + b_0 + sum_{t = 0}^{L-2} (w_g · h_t + b_g) log p(x_{t+1} | x_{<=t}),
+//!
+//!   with log p under the tied LM head (softmax of h_t wte^T, temperature 1). The gate is one
+//!   more scalar head (the last row of `score`, after the rule heads), so a checkpoint stays an
+//!   HF GPT-2 directory; `transformers` reads it as one more label and does not add the sum. The
+//!   prompt's positions are the same for every response to one prompt and shift its K rewards
+//!   alike: only the response's tokens change a preference. The read lets the reward use what
+//!   the language model knows as the probability of a stated value, which a small trunk's EOS
+//!   hidden state need not hold (BENCHMARKS.md, the synthetic world).
+
+use rlhf_tensor::Tensor;
+use rlhf_transformer::{Forward, Gpt, GptParams};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// Where the reward is read (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RewardRead {
+    /// The reward head at the EOS.
+    #[default]
+    Eos,
+    /// The EOS read plus the gated sum of the trunk's token log-likelihoods.
+    GatedLikelihood,
+}
+
+impl RewardRead {
+    /// The name used on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RewardRead::Eos => "eos",
+            RewardRead::GatedLikelihood => "gated-likelihood",
+        }
+    }
+
+    /// Parses [`RewardRead::name`].
+    pub fn from_name(name: &str) -> Option<RewardRead> {
+        [RewardRead::Eos, RewardRead::GatedLikelihood]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+
+    /// Scalar heads the read adds after the reward and rule heads.
+    pub fn extra_heads(self) -> usize {
+        match self {
+            RewardRead::Eos => 0,
+            RewardRead::GatedLikelihood => 1,
+        }
+    }
+}
+
+/// The likelihood part of a forward under [`RewardRead::GatedLikelihood`], kept for backward.
+#[derive(Debug, Clone)]
+pub struct LikelihoodTerms {
+    /// The next token x_{t+1} at each position, the row's own token where unused. (B T)
+    pub next: Vec<u32>,
+    /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
+    pub logp: Vec<f32>,
+    /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
+    pub gate: Vec<f32>,
+    /// Each row's sum of gate x log p. (B)
+    pub sums: Vec<f32>,
+}
+
+/// The gated log-likelihood of each row: `lens` real tokens per row (right padded to the
+/// forward's T), the gate in column `gate_col` of the scalars (B, T, K), K = 1 + R + 1.
+pub(crate) fn likelihood_forward(
+    gpt: &Gpt,
+    trunk: &Forward,
+    lens: &[usize],
+    scalars: &[f32],
+    gate_col: usize,
+) -> Result<LikelihoodTerms> {
+    let input = trunk.input();
+    let t = input.seq_len;
+    let k = scalars.len() / (input.batch * t).max(1);
+    let used = |b: usize, pos: usize| pos + 1 < lens[b];
+    let mut next = input.tokens.clone(); // (B T)
+    for (b, _) in lens.iter().enumerate() {
+        for pos in 0..t {
+            if used(b, pos) {
+                next[b * t + pos] = input.tokens[b * t + pos + 1];
+            }
+        }
+    }
+    let mut logp = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?.logp;
+    let mut gate = vec![0.0f32; input.batch * t];
+    let mut sums = vec![0.0f32; input.batch];
+    for (b, sum) in sums.iter_mut().enumerate() {
+        for pos in 0..t {
+            let i = b * t + pos;
+            if used(b, pos) {
+                gate[i] = scalars[i * k + gate_col];
+                *sum += gate[i] * logp[i];
+            } else {
+                logp[i] = 0.0;
+            }
+        }
+    }
+    Ok(LikelihoodTerms {
+        next,
+        logp,
+        gate,
+        sums,
+    })
+}
+
+/// Backward of the sums from d loss / d reward (B): adds d / d gate into column `gate_col` of
+/// `dscalars` (B, T, K), the LM head's gradient into `grads.wte`, and returns the hidden
+/// states' gradient (B, T, C) through the log-likelihoods.
+pub(crate) fn likelihood_backward(
+    gpt: &Gpt,
+    trunk: &Forward,
+    terms: &LikelihoodTerms,
+    d_rewards: &[f32],
+    dscalars: &mut [f32],
+    gate_col: usize,
+    grads: &mut GptParams,
+) -> Result<Tensor> {
+    let t = trunk.input().seq_len;
+    let k = dscalars.len() / terms.logp.len().max(1);
+    let mut d_logp = vec![0.0f32; terms.logp.len()];
+    for (b, &dr) in d_rewards.iter().enumerate() {
+        for pos in 0..t {
+            let i = b * t + pos;
+            // Unused positions hold log p = gate = 0, so both gradients vanish there.
+            dscalars[i * k + gate_col] += dr * terms.logp[i];
+            d_logp[i] = dr * terms.gate[i];
+        }
+    }
+    Ok(gpt.token_logprobs_backward(&trunk.hidden, &terms.next, 1.0, Some(&d_logp), None, grads)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_serde_uses_them() {
+        for read in [RewardRead::Eos, RewardRead::GatedLikelihood] {
+            assert_eq!(RewardRead::from_name(read.name()), Some(read));
+            let json = serde_json::to_string(&read).unwrap();
+            assert_eq!(json, format!("\"{}\"", read.name()));
+        }
+        assert_eq!(RewardRead::from_name("mean"), None);
+        assert_eq!(RewardRead::GatedLikelihood.extra_heads(), 1);
+    }
+}
