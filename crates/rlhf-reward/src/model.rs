@@ -1,8 +1,8 @@
 //! The reward model: a GPT-2 trunk with scalar heads read at the last real token of
 //! prompt + response (the EOS). Head 0 is the reward; heads 1..=R are one logit per rule of
 //! the rule-violation auxiliary (Sparrow), trained beside it and ignored when scoring. Under
-//! the explicit [`RewardRead::GatedLikelihood`] read ([`crate::read`]) one more head, the gate,
-//! adds the trunk's gated token log-likelihoods to the EOS reward.
+//! an explicit gated read ([`crate::read`]) one more head, the gate, adds the trunk's gated
+//! token log-likelihoods (or probabilities) to the EOS reward.
 //!
 //! The heads are the transformer's `score` layer (K = 1 + R (+ 1) rows), so a checkpoint is an HF
 //! GPT-2 directory (DESIGN.md decision 6) that `transformers` loads as
@@ -96,7 +96,7 @@ pub struct RewardForward {
     pub rewards: Vec<f32>,
     /// Rule logits per row, row-major. (N, R)
     pub rule_logits: Vec<f32>,
-    /// The gated log-likelihood terms under [`RewardRead::GatedLikelihood`] (None otherwise).
+    /// The gated token terms under a gated read (None under the EOS read).
     pub likelihood: Option<LikelihoodTerms>,
 }
 
@@ -127,7 +127,7 @@ impl RewardModel {
         RewardModel::from_parts(gpt, head)
     }
 
-    /// The model with the reward read `read`: switching to [`RewardRead::GatedLikelihood`]
+    /// The model with the reward read `read`: switching from the EOS read to a gated one
     /// appends a gate head with zero weights and bias (so the rewards start as the EOS read's
     /// and training learns how much each token's likelihood counts); switching back drops it.
     pub fn with_read(mut self, read: RewardRead) -> Result<RewardModel> {
@@ -266,9 +266,10 @@ impl RewardModel {
             .collect();
         let likelihood = match self.head.read {
             RewardRead::Eos => None,
-            RewardRead::GatedLikelihood => {
+            read @ (RewardRead::GatedLikelihood | RewardRead::GatedProbability) => {
                 let lens: Vec<usize> = rows.iter().map(|r| r.as_ref().len()).collect();
-                let terms = likelihood_forward(&self.gpt, &trunk, &lens, &scalars, 1 + r)?;
+                let gpt = &self.gpt;
+                let terms = likelihood_forward(read, gpt, &trunk, &lens, &scalars, 1 + r)?;
                 for (reward, sum) in rewards.iter_mut().zip(&terms.sums) {
                     *reward += sum;
                 }

@@ -528,18 +528,18 @@ mod tests {
         assert_objective_gradient(&noisy_model(2), 0.7);
     }
 
-    /// The gated-likelihood read (gate weights made non-zero so every path carries gradient),
-    /// alone and with the LM term.
+    /// The gated reads (gate weights made non-zero so every path carries gradient), alone and
+    /// with the LM term.
     #[test]
-    fn likelihood_read_gradient_matches_finite_differences() {
-        let mut model = noisy_model(2)
-            .with_read(RewardRead::GatedLikelihood)
-            .unwrap();
-        let score = model.gpt.params.score.as_mut().unwrap();
-        let mut rng = Rng::new(9);
-        score.weight = Tensor::randn(score.weight.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
-        score.bias = Tensor::randn(score.bias.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
-        assert_objective_gradient(&model, 0.0);
-        assert_objective_gradient(&model, 0.4);
+    fn gated_read_gradients_match_finite_differences() {
+        for read in [RewardRead::GatedLikelihood, RewardRead::GatedProbability] {
+            let mut model = noisy_model(2).with_read(read).unwrap();
+            let score = model.gpt.params.score.as_mut().unwrap();
+            let mut rng = Rng::new(9);
+            score.weight = Tensor::randn(score.weight.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            score.bias = Tensor::randn(score.bias.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            assert_objective_gradient(&model, 0.0);
+            assert_objective_gradient(&model, 0.4);
+        }
     }
 }

@@ -9,7 +9,12 @@
 //!
 //!   r = w_0 · h_eos + b_0 + sum_{t = 0}^{L-2} (w_g · h_t + b_g) log p(x_{t+1} | x_{<=t}),
 //!
-//!   with log p under the tied LM head (softmax of h_t wte^T, temperature 1). The gate is one
+//!   with log p under the tied LM head (softmax of h_t wte^T, temperature 1).
+//! - [`RewardRead::GatedProbability`]: the same with the token's probability p in place of
+//!   log p: bounded in [0, 1], so a stated value the model expects adds about the gate and an
+//!   unexpected one about nothing, whatever the model's confidence elsewhere.
+//!
+//!   For both, the gate is one
 //!   more scalar head (the last row of `score`, after the rule heads), so a checkpoint stays an
 //!   HF GPT-2 directory; `transformers` reads it as one more label and does not add the sum. The
 //!   prompt's positions are the same for every response to one prompt and shift its K rewards
@@ -32,6 +37,8 @@ pub enum RewardRead {
     Eos,
     /// The EOS read plus the gated sum of the trunk's token log-likelihoods.
     GatedLikelihood,
+    /// The EOS read plus the gated sum of the trunk's token probabilities.
+    GatedProbability,
 }
 
 impl RewardRead {
@@ -40,41 +47,57 @@ impl RewardRead {
         match self {
             RewardRead::Eos => "eos",
             RewardRead::GatedLikelihood => "gated-likelihood",
+            RewardRead::GatedProbability => "gated-probability",
         }
     }
 
     /// Parses [`RewardRead::name`].
     pub fn from_name(name: &str) -> Option<RewardRead> {
-        [RewardRead::Eos, RewardRead::GatedLikelihood]
-            .into_iter()
-            .find(|r| r.name() == name)
+        [
+            RewardRead::Eos,
+            RewardRead::GatedLikelihood,
+            RewardRead::GatedProbability,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
     }
 
     /// Scalar heads the read adds after the reward and rule heads.
     pub fn extra_heads(self) -> usize {
         match self {
             RewardRead::Eos => 0,
-            RewardRead::GatedLikelihood => 1,
+            RewardRead::GatedLikelihood | RewardRead::GatedProbability => 1,
         }
+    }
+
+    /// Whether the gated token term is read as the probability (else the log-probability).
+    fn is_probability(self) -> bool {
+        self == RewardRead::GatedProbability
     }
 }
 
-/// The likelihood part of a forward under [`RewardRead::GatedLikelihood`], kept for backward.
+/// The token part of a forward under a gated read, kept for backward.
 #[derive(Debug, Clone)]
 pub struct LikelihoodTerms {
     /// The next token x_{t+1} at each position, the row's own token where unused. (B T)
     pub next: Vec<u32>,
     /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
     pub logp: Vec<f32>,
+    /// The gated feature: log p, or p under [`RewardRead::GatedProbability`]; 0 where unused.
+    /// (B T)
+    pub feature: Vec<f32>,
+    /// The read the terms were made for.
+    pub read: RewardRead,
     /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
     pub gate: Vec<f32>,
     /// Each row's sum of gate x log p. (B)
     pub sums: Vec<f32>,
 }
 
-/// The gated log-likelihood of each row: `lens` real tokens per row (right padded to the
-/// forward's T), the gate in column `gate_col` of the scalars (B, T, K), K = 1 + R + 1.
+/// The gated token sum of each row under `read`: `lens` real tokens per row (right padded to
+/// the forward's T), the gate in column `gate_col` of the scalars (B, T, K), K = 1 + R + 1.
 pub(crate) fn likelihood_forward(
+    read: RewardRead,
     gpt: &Gpt,
     trunk: &Forward,
     lens: &[usize],
@@ -95,13 +118,19 @@ pub(crate) fn likelihood_forward(
     }
     let mut logp = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?.logp;
     let mut gate = vec![0.0f32; input.batch * t];
+    let mut feature = vec![0.0f32; input.batch * t];
     let mut sums = vec![0.0f32; input.batch];
     for (b, sum) in sums.iter_mut().enumerate() {
         for pos in 0..t {
             let i = b * t + pos;
             if used(b, pos) {
                 gate[i] = scalars[i * k + gate_col];
-                *sum += gate[i] * logp[i];
+                feature[i] = if read.is_probability() {
+                    logp[i].exp()
+                } else {
+                    logp[i]
+                };
+                *sum += gate[i] * feature[i];
             } else {
                 logp[i] = 0.0;
             }
@@ -110,6 +139,8 @@ pub(crate) fn likelihood_forward(
     Ok(LikelihoodTerms {
         next,
         logp,
+        feature,
+        read,
         gate,
         sums,
     })
@@ -133,9 +164,15 @@ pub(crate) fn likelihood_backward(
     for (b, &dr) in d_rewards.iter().enumerate() {
         for pos in 0..t {
             let i = b * t + pos;
-            // Unused positions hold log p = gate = 0, so both gradients vanish there.
-            dscalars[i * k + gate_col] += dr * terms.logp[i];
-            d_logp[i] = dr * terms.gate[i];
+            // Unused positions hold feature = gate = 0, so both gradients vanish there.
+            dscalars[i * k + gate_col] += dr * terms.feature[i];
+            // d p / d log p = p.
+            let d_feature = dr * terms.gate[i];
+            d_logp[i] = if terms.read.is_probability() {
+                d_feature * terms.feature[i]
+            } else {
+                d_feature
+            };
         }
     }
     Ok(gpt.token_logprobs_backward(&trunk.hidden, &terms.next, 1.0, Some(&d_logp), None, grads)?)
@@ -147,7 +184,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_serde_uses_them() {
-        for read in [RewardRead::Eos, RewardRead::GatedLikelihood] {
+        for read in [
+            RewardRead::Eos,
+            RewardRead::GatedLikelihood,
+            RewardRead::GatedProbability,
+        ] {
             assert_eq!(RewardRead::from_name(read.name()), Some(read));
             let json = serde_json::to_string(&read).unwrap();
             assert_eq!(json, format!("\"{}\"", read.name()));
