@@ -266,7 +266,7 @@ impl RewardModel {
             .collect();
         let likelihood = match self.head.read {
             RewardRead::Eos => None,
-            read @ (RewardRead::GatedLikelihood | RewardRead::GatedProbability) => {
+            read => {
                 let lens: Vec<usize> = rows.iter().map(|r| r.as_ref().len()).collect();
                 let gpt = &self.gpt;
                 let terms = likelihood_forward(read, gpt, &trunk, &lens, &scalars, 1 + r)?;

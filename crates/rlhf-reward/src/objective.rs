@@ -532,7 +532,11 @@ mod tests {
     /// with the LM term.
     #[test]
     fn gated_read_gradients_match_finite_differences() {
-        for read in [RewardRead::GatedLikelihood, RewardRead::GatedProbability] {
+        for read in [
+            RewardRead::GatedLikelihood,
+            RewardRead::GatedProbability,
+            RewardRead::GatedCentredLikelihood,
+        ] {
             let mut model = noisy_model(2).with_read(read).unwrap();
             let score = model.gpt.params.score.as_mut().unwrap();
             let mut rng = Rng::new(9);

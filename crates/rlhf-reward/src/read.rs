@@ -13,6 +13,10 @@
 //! - [`RewardRead::GatedProbability`]: the same with the token's probability p in place of
 //!   log p: bounded in [0, 1], so a stated value the model expects adds about the gate and an
 //!   unexpected one about nothing, whatever the model's confidence elsewhere.
+//! - [`RewardRead::GatedCentredLikelihood`]: the same with log p(x_{t+1}) + H_t, the token's
+//!   log-likelihood minus its expectation under the model (H_t the entropy of the next-token
+//!   distribution): about 0 for a token the model would say, negative for a surprising one,
+//!   on one scale at confident and uncertain positions alike.
 //!
 //!   For both, the gate is one
 //!   more scalar head (the last row of `score`, after the rule heads), so a checkpoint stays an
@@ -39,6 +43,8 @@ pub enum RewardRead {
     GatedLikelihood,
     /// The EOS read plus the gated sum of the trunk's token probabilities.
     GatedProbability,
+    /// The EOS read plus the gated sum of log p + entropy (centred log-likelihoods).
+    GatedCentredLikelihood,
 }
 
 impl RewardRead {
@@ -48,6 +54,7 @@ impl RewardRead {
             RewardRead::Eos => "eos",
             RewardRead::GatedLikelihood => "gated-likelihood",
             RewardRead::GatedProbability => "gated-probability",
+            RewardRead::GatedCentredLikelihood => "gated-centred-likelihood",
         }
     }
 
@@ -57,6 +64,7 @@ impl RewardRead {
             RewardRead::Eos,
             RewardRead::GatedLikelihood,
             RewardRead::GatedProbability,
+            RewardRead::GatedCentredLikelihood,
         ]
         .into_iter()
         .find(|r| r.name() == name)
@@ -66,13 +74,25 @@ impl RewardRead {
     pub fn extra_heads(self) -> usize {
         match self {
             RewardRead::Eos => 0,
-            RewardRead::GatedLikelihood | RewardRead::GatedProbability => 1,
+            _ => 1,
         }
     }
 
-    /// Whether the gated token term is read as the probability (else the log-probability).
-    fn is_probability(self) -> bool {
-        self == RewardRead::GatedProbability
+    /// The gated feature of a token from its log-probability and the position's entropy.
+    fn feature(self, logp: f32, entropy: f32) -> f32 {
+        match self {
+            RewardRead::GatedProbability => logp.exp(),
+            RewardRead::GatedCentredLikelihood => logp + entropy,
+            _ => logp,
+        }
+    }
+
+    /// d feature / d log p (d feature / d entropy is 1 for the centred read, else 0).
+    fn feature_slope(self, feature: f32) -> f32 {
+        match self {
+            RewardRead::GatedProbability => feature, // d p / d log p = p
+            _ => 1.0,
+        }
     }
 }
 
@@ -83,8 +103,7 @@ pub struct LikelihoodTerms {
     pub next: Vec<u32>,
     /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
     pub logp: Vec<f32>,
-    /// The gated feature: log p, or p under [`RewardRead::GatedProbability`]; 0 where unused.
-    /// (B T)
+    /// The gated feature: log p, p or log p + entropy as the read says; 0 where unused. (B T)
     pub feature: Vec<f32>,
     /// The read the terms were made for.
     pub read: RewardRead,
@@ -116,7 +135,8 @@ pub(crate) fn likelihood_forward(
             }
         }
     }
-    let mut logp = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?.logp;
+    let out = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?;
+    let (mut logp, entropy) = (out.logp, out.entropy);
     let mut gate = vec![0.0f32; input.batch * t];
     let mut feature = vec![0.0f32; input.batch * t];
     let mut sums = vec![0.0f32; input.batch];
@@ -125,11 +145,7 @@ pub(crate) fn likelihood_forward(
             let i = b * t + pos;
             if used(b, pos) {
                 gate[i] = scalars[i * k + gate_col];
-                feature[i] = if read.is_probability() {
-                    logp[i].exp()
-                } else {
-                    logp[i]
-                };
+                feature[i] = read.feature(logp[i], entropy[i]);
                 *sum += gate[i] * feature[i];
             } else {
                 logp[i] = 0.0;
@@ -161,21 +177,21 @@ pub(crate) fn likelihood_backward(
     let t = trunk.input().seq_len;
     let k = dscalars.len() / terms.logp.len().max(1);
     let mut d_logp = vec![0.0f32; terms.logp.len()];
+    let mut d_entropy = vec![0.0f32; terms.logp.len()];
     for (b, &dr) in d_rewards.iter().enumerate() {
         for pos in 0..t {
             let i = b * t + pos;
             // Unused positions hold feature = gate = 0, so both gradients vanish there.
             dscalars[i * k + gate_col] += dr * terms.feature[i];
-            // d p / d log p = p.
             let d_feature = dr * terms.gate[i];
-            d_logp[i] = if terms.read.is_probability() {
-                d_feature * terms.feature[i]
-            } else {
-                d_feature
-            };
+            d_logp[i] = d_feature * terms.read.feature_slope(terms.feature[i]);
+            d_entropy[i] = d_feature;
         }
     }
-    Ok(gpt.token_logprobs_backward(&trunk.hidden, &terms.next, 1.0, Some(&d_logp), None, grads)?)
+    let centred = terms.read == RewardRead::GatedCentredLikelihood;
+    let d_entropy = centred.then_some(&d_entropy[..]);
+    let hidden = &trunk.hidden;
+    Ok(gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?)
 }
 
 #[cfg(test)]
@@ -188,6 +204,7 @@ mod tests {
             RewardRead::Eos,
             RewardRead::GatedLikelihood,
             RewardRead::GatedProbability,
+            RewardRead::GatedCentredLikelihood,
         ] {
             assert_eq!(RewardRead::from_name(read.name()), Some(read));
             let json = serde_json::to_string(&read).unwrap();

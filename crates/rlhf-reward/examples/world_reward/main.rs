@@ -24,7 +24,7 @@
 //!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
 //!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
 //!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
-//!    (or `gated-probability`)
+//!    (or `gated-probability`, `gated-centred-likelihood`)
 //!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
 //!    (`rlhf_reward::read`); `--lm-weight` and `--trunk-lr-scale` keep the trunk a language
 //!    model during reward training (`rlhf_reward::trunk`).
@@ -141,7 +141,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--read" => {
                 let name = value()?;
                 args.read = RewardRead::from_name(&name).ok_or_else(|| {
-                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood or gated-probability")
+                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability or gated-centred-likelihood")
                 })?;
             }
             "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
