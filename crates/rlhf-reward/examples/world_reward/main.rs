@@ -34,6 +34,7 @@
 //! ```
 //! Prints one JSON object with every report; BENCHMARKS.md ("rlhf-reward") has the numbers.
 
+mod pair_types;
 mod probe;
 mod readout;
 mod sft;
@@ -318,6 +319,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let test = truth_comparisons(&world, &test_tasks, &world.eval_prompts, &tok, &sequence)?;
     // The same truth on the RL prompts' tasks the labelers ranked: training-side accuracy.
     let train_truth = truth_comparisons(&world, &train_tasks, &world.rl_prompts, &tok, &sequence)?;
+    let by_pair_type = pair_types::pair_type_comparisons(
+        &world,
+        &test_tasks,
+        &world.eval_prompts,
+        &tok,
+        &sequence,
+    )?;
     let likelihood = likelihood_baseline(&sft, &test, tok.pad_id())?;
     eprintln!("SFT likelihood baseline on the truth pairs: {likelihood}");
     // The knowledge test: on answerable eval prompts, the correct claim against a wrong one.
@@ -423,6 +431,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
         let claim_report = evaluate(&trained.model, &claims, &config.train.objective, 32)?;
         let train_side = evaluate(&trained.model, &train_truth, &config.train.objective, 32)?;
+        let pair_kinds = evaluate(&trained.model, &by_pair_type, &config.train.objective, 32)?;
+        let pair_kinds: serde_json::Map<String, serde_json::Value> = pair_kinds
+            .per_source
+            .iter()
+            .map(|(s, p)| (s.clone(), json!({"pairs": p.pairs, "accuracy": p.accuracy})))
+            .collect();
         let per_slice = |r: &rlhf_reward::eval::EvalReport| {
             r.per_source
                 .iter()
@@ -453,6 +467,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "ground_truth_heldout": truth,
                 "ground_truth_rl_prompts": train_side,
                 "correct_vs_wrong_claims": claim_report,
+                "heldout_by_pair_type": pair_kinds,
                 "train_pairs_per_second": pairs as f64 / seconds,
                 "seconds": seconds,
             }),
