@@ -94,7 +94,8 @@ pub use metrics::{
 pub use model::{Normalisation, RewardModel, SequenceConfig};
 pub use normalise::{NormaliseConfig, NormaliseReport};
 pub use objective::{
-    ObjectiveConfig, PreferenceLoss, objective_step, objective_step_sharded, objective_step_with_lm,
+    ObjectiveConfig, PreferenceLoss, objective_step, objective_step_sharded,
+    objective_step_with_trunk,
 };
 pub use pairwise::{PairwiseLoss, bradley_terry_loss, centering_loss};
 pub use pipeline::{RewardStageConfig, TrainedReward, train_reward_model};

@@ -268,8 +268,7 @@ impl RewardModel {
             RewardRead::Eos => None,
             read => {
                 let lens: Vec<usize> = rows.iter().map(|r| r.as_ref().len()).collect();
-                let gpt = &self.gpt;
-                let terms = likelihood_forward(read, gpt, &trunk, &lens, &scalars, 1 + r)?;
+                let terms = likelihood_forward(read, &self.gpt, &trunk, &lens, &scalars)?;
                 for (reward, sum) in rewards.iter_mut().zip(&terms.sums) {
                     *reward += sum;
                 }
@@ -294,18 +293,20 @@ impl RewardModel {
         d_rule_logits: Option<&[f32]>,
         grads: &mut GptParams,
     ) -> Result<()> {
-        self.backward_with_hidden(forward, d_rewards, d_rule_logits, None, grads)
+        self.backward_with_hidden(forward, d_rewards, d_rule_logits, None, true, grads)
     }
 
     /// [`RewardModel::backward`] with a further gradient of the final hidden states (B, T, C)
     /// from another loss on the same forward (the auxiliary LM loss), added before the trunk's
-    /// backward.
+    /// backward; under a gated read, `through_likelihood` false treats the token
+    /// log-probabilities as fixed features (only the gate learns from the rewards' gradient).
     pub fn backward_with_hidden(
         &self,
         forward: &RewardForward,
         d_rewards: &[f32],
         d_rule_logits: Option<&[f32]>,
         dhidden: Option<Tensor>,
+        through_likelihood: bool,
         grads: &mut GptParams,
     ) -> Result<()> {
         let (n, r) = (forward.last.len(), self.n_rules());
@@ -324,12 +325,13 @@ impl RewardModel {
         }
         let mut dhidden = dhidden;
         if let Some(terms) = &forward.likelihood {
-            let trunk = &forward.trunk;
+            let (trunk, through) = (&forward.trunk, through_likelihood);
             let dh =
-                likelihood_backward(&self.gpt, trunk, terms, d_rewards, &mut ds, 1 + r, grads)?;
-            match &mut dhidden {
-                Some(d) => d.add_assign(&dh)?,
-                None => dhidden = Some(dh),
+                likelihood_backward(&self.gpt, trunk, terms, d_rewards, &mut ds, through, grads)?;
+            match (&mut dhidden, dh) {
+                (Some(d), Some(dh)) => d.add_assign(&dh)?,
+                (None, dh) => dhidden = dh,
+                (Some(_), None) => {}
             }
         }
         let ds = Tensor::from_vec(ds, [input.batch, input.seq_len, k], self.device())?;

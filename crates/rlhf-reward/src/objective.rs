@@ -10,7 +10,7 @@
 //!   prompt weighs the same whatever its K (InstructGPT); pairwise records are K = 2.
 //! - centering: c mean over pairs of (r_b + r_w)², added when c > 0.
 //! - rules: w mean over labelled (response, rule) entries of the logits' cross-entropy.
-//! - LM (only in [`objective_step_with_lm`], with gradients): lambda times the mean next-token
+//! - LM (only in [`objective_step_with_trunk`], with gradients): lambda times the mean next-token
 //!   cross-entropy of the best-ranked rows ([`crate::trunk`]).
 
 use rlhf_tensor::ops::cross_entropy::IGNORE_INDEX;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::RewardBatch;
 use crate::model::RewardModel;
-use crate::trunk::{best_rows, lm_targets};
+use crate::trunk::{TrunkTraining, best_rows, lm_targets};
 use crate::{
     Result, RewardError, bradley_terry_loss, centering_loss, kwise_loss_batch, rule_violation_loss,
 };
@@ -245,28 +245,28 @@ pub fn objective_step_sharded(
     scratch: &mut ShardGrads,
     grad_scale: f32,
 ) -> Result<(ObjectiveValue, Vec<f32>)> {
-    objective_step_with_lm(model, config, 0.0, batch, grads, scratch, grad_scale)
+    let trunk = TrunkTraining::default();
+    objective_step_with_trunk(model, config, &trunk, batch, grads, scratch, grad_scale)
 }
 
-/// [`objective_step_sharded`] plus the auxiliary LM loss with weight `lm_weight` (0: none):
-/// the next-token cross-entropy of the best-ranked rows ([`crate::trunk`]), its mean over
-/// all their tokens in the batch, backpropagated through the LM head on the same forward.
-pub fn objective_step_with_lm(
+/// [`objective_step_sharded`] with the trunk options ([`crate::trunk`]): the auxiliary LM loss
+/// with weight `trunk.lm_weight` (0: none), the next-token cross-entropy of the best-ranked
+/// rows, its mean over all their tokens in the batch, backpropagated through the LM head on
+/// the same forward; and, with `trunk.detach_likelihood`, a gated read's log-probabilities
+/// kept as fixed features.
+pub fn objective_step_with_trunk(
     model: &RewardModel,
     config: &ObjectiveConfig,
-    lm_weight: f64,
+    trunk: &TrunkTraining,
     batch: &RewardBatch<'_>,
     grads: &mut GptParams,
     scratch: &mut ShardGrads,
     grad_scale: f32,
 ) -> Result<(ObjectiveValue, Vec<f32>)> {
     check_rules(model, batch)?;
-    if !(lm_weight.is_finite() && lm_weight >= 0.0) {
-        return Err(RewardError::config(
-            "lm_weight",
-            format!("{lm_weight}: expected a finite number >= 0"),
-        ));
-    }
+    trunk.validate()?;
+    let lm_weight = trunk.lm_weight;
+    let through_likelihood = !trunk.detach_likelihood;
     let n = batch.rows.len();
     let ranges = shard_rows(n, shard_count(model.gpt.config.n_embd, model.device(), n));
     let forwards = run_shards(vec![(); ranges.len()], |s, ()| {
@@ -319,7 +319,8 @@ pub fn objective_step_with_lm(
         } else {
             (None, 0.0)
         };
-        model.backward_with_hidden(forward, &d_rewards[rows], d_rules, dhidden, g)?;
+        let d_rewards = &d_rewards[rows];
+        model.backward_with_hidden(forward, d_rewards, d_rules, dhidden, through_likelihood, g)?;
         Ok(lm_sum)
     })
     .into_iter()
@@ -347,6 +348,7 @@ fn check_rules(model: &RewardModel, batch: &RewardBatch<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::Comparison;
     use crate::batch::tests::ranked;
     use crate::model::{RewardModel, SequenceConfig};
     use crate::read::RewardRead;
@@ -458,6 +460,10 @@ mod tests {
     /// Checks every parameter's gradient of the whole objective (with the LM term at
     /// `lm_weight`) against central finite differences, on a few entries of each tensor.
     fn assert_objective_gradient(model: &RewardModel, lm_weight: f64) {
+        let trunk = TrunkTraining {
+            lm_weight,
+            ..TrunkTraining::default()
+        };
         let mut a = ranked(3, 2, "s");
         a.rows = vec![vec![1, 4, 2, 10], vec![1, 4, 10], vec![3, 5, 7, 9, 10]];
         a.rule_mask[1] = 0.0;
@@ -471,7 +477,7 @@ mod tests {
         };
         let step = |m: &RewardModel, grads: &mut GptParams| {
             let mut scratch = ShardGrads::default();
-            objective_step_with_lm(m, &config, lm_weight, &batch, grads, &mut scratch, 1.0)
+            objective_step_with_trunk(m, &config, &trunk, &batch, grads, &mut scratch, 1.0)
                 .unwrap()
                 .0
         };
@@ -544,6 +550,47 @@ mod tests {
             score.bias = Tensor::randn(score.bias.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
             assert_objective_gradient(&model, 0.0);
             assert_objective_gradient(&model, 0.4);
+        }
+    }
+
+    /// Detached likelihoods: the heads' gradients are those of the full backward, the trunk's
+    /// differ by the path through the log-probabilities (and under the EOS read nothing does).
+    #[test]
+    fn detached_likelihood_keeps_the_head_gradient_and_cuts_the_trunk_path() {
+        let batch_of = |a: &mut Comparison| {
+            a.rows = vec![vec![1, 4, 2, 10], vec![1, 4, 10], vec![3, 5, 7, 9, 10]];
+        };
+        let mut a = ranked(3, 0, "s");
+        batch_of(&mut a);
+        let batch = RewardBatch::new(&[&a], 0).unwrap();
+        let config = ObjectiveConfig::default();
+        for read in [RewardRead::Eos, RewardRead::GatedLikelihood] {
+            let mut model = noisy_model(0).with_read(read).unwrap();
+            let score = model.gpt.params.score.as_mut().unwrap();
+            let mut rng = Rng::new(4);
+            score.weight = Tensor::randn(score.weight.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            let grads_with = |detach_likelihood: bool| {
+                let trunk = TrunkTraining {
+                    detach_likelihood,
+                    ..TrunkTraining::default()
+                };
+                let mut grads = model.gpt.params.zeros_like().unwrap();
+                let mut scratch = ShardGrads::default();
+                objective_step_with_trunk(
+                    &model,
+                    &config,
+                    &trunk,
+                    &batch,
+                    &mut grads,
+                    &mut scratch,
+                    1.0,
+                )
+                .unwrap();
+                grads
+            };
+            let (full, detached) = (grads_with(false), grads_with(true));
+            assert_eq!(full.score, detached.score);
+            assert_eq!(full.wte == detached.wte, read == RewardRead::Eos);
         }
     }
 }

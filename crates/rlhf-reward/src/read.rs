@@ -114,18 +114,18 @@ pub struct LikelihoodTerms {
 }
 
 /// The gated token sum of each row under `read`: `lens` real tokens per row (right padded to
-/// the forward's T), the gate in column `gate_col` of the scalars (B, T, K), K = 1 + R + 1.
+/// the forward's T), the gate in the last column of the scalars (B, T, K), K = 1 + R + 1.
 pub(crate) fn likelihood_forward(
     read: RewardRead,
     gpt: &Gpt,
     trunk: &Forward,
     lens: &[usize],
     scalars: &[f32],
-    gate_col: usize,
 ) -> Result<LikelihoodTerms> {
     let input = trunk.input();
     let t = input.seq_len;
     let k = scalars.len() / (input.batch * t).max(1);
+    let gate_col = k - 1;
     let used = |b: usize, pos: usize| pos + 1 < lens[b];
     let mut next = input.tokens.clone(); // (B T)
     for (b, _) in lens.iter().enumerate() {
@@ -162,20 +162,22 @@ pub(crate) fn likelihood_forward(
     })
 }
 
-/// Backward of the sums from d loss / d reward (B): adds d / d gate into column `gate_col` of
-/// `dscalars` (B, T, K), the LM head's gradient into `grads.wte`, and returns the hidden
-/// states' gradient (B, T, C) through the log-likelihoods.
+/// Backward of the sums from d loss / d reward (B): adds d / d gate into the last column (the
+/// gate's) of `dscalars` (B, T, K); with `through_logp`, also backpropagates through the token
+/// log-probabilities: the LM head's gradient into `grads.wte`, and the hidden states' gradient
+/// (B, T, C) returned (None without; the log-probabilities are then fixed features).
 pub(crate) fn likelihood_backward(
     gpt: &Gpt,
     trunk: &Forward,
     terms: &LikelihoodTerms,
     d_rewards: &[f32],
     dscalars: &mut [f32],
-    gate_col: usize,
+    through_logp: bool,
     grads: &mut GptParams,
-) -> Result<Tensor> {
+) -> Result<Option<Tensor>> {
     let t = trunk.input().seq_len;
     let k = dscalars.len() / terms.logp.len().max(1);
+    let gate_col = k - 1;
     let mut d_logp = vec![0.0f32; terms.logp.len()];
     let mut d_entropy = vec![0.0f32; terms.logp.len()];
     for (b, &dr) in d_rewards.iter().enumerate() {
@@ -188,10 +190,15 @@ pub(crate) fn likelihood_backward(
             d_entropy[i] = d_feature;
         }
     }
+    if !through_logp {
+        return Ok(None);
+    }
     let centred = terms.read == RewardRead::GatedCentredLikelihood;
     let d_entropy = centred.then_some(&d_entropy[..]);
     let hidden = &trunk.hidden;
-    Ok(gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?)
+    let dh =
+        gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?;
+    Ok(Some(dh))
 }
 
 #[cfg(test)]

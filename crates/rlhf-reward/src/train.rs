@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{Comparison, RewardBatch};
 use crate::eval::{EvalReport, evaluate};
 use crate::model::RewardModel;
-use crate::objective::{ObjectiveConfig, objective_step_with_lm};
+use crate::objective::{ObjectiveConfig, objective_step_with_trunk};
 use crate::train_state::{self, TrainerState};
 use crate::trunk::{TrunkTraining, scale_trunk_step, trunk_snapshot};
 use crate::{Result, RewardError};
@@ -288,10 +288,10 @@ impl RewardTrainer {
         self.grads.fill_zero();
         let objective = &self.config.objective;
         let trunk = self.state.trunk;
-        let (value, rewards) = objective_step_with_lm(
+        let (value, rewards) = objective_step_with_trunk(
             &self.model,
             objective,
-            trunk.lm_weight,
+            &trunk,
             &batch,
             &mut self.grads,
             &mut self.shard_grads,

@@ -202,6 +202,7 @@ fn trunk_options_scale_the_trunk_step_and_survive_resume() {
             .set_trunk_training(TrunkTraining {
                 lm_weight,
                 trunk_lr_scale: scale,
+                ..TrunkTraining::default()
             })
             .unwrap();
         let log = trainer.train_step(&train).unwrap();

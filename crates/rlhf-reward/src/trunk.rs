@@ -9,6 +9,9 @@
 //!   heads moves by `trunk_lr_scale` times the optimizer's step. AdamW's and SGD's updates are
 //!   linear in the learning rate, so this is the step at `lr x trunk_lr_scale`, exactly; 0
 //!   freezes the trunk (its backward still runs).
+//! - Detached likelihoods (`detach_likelihood`): under a gated read the preference gradient
+//!   reaches the gate but not the token log-probabilities, so the trunk is not trained to
+//!   move its own likelihoods towards the labels of the training prompts.
 
 use rlhf_tensor::Tensor;
 use rlhf_tensor::ops::elementwise::{add, scale};
@@ -26,6 +29,10 @@ pub struct TrunkTraining {
     pub lm_weight: f64,
     /// The trunk's learning rate as a share of the heads' (1: the same; 0: frozen trunk).
     pub trunk_lr_scale: f32,
+    /// Under a gated read ([`crate::read`]), the preference loss trains the gate but not the
+    /// trunk's token log-probabilities, which stay features (the LM loss and the EOS head
+    /// still train the trunk).
+    pub detach_likelihood: bool,
 }
 
 impl Default for TrunkTraining {
@@ -33,6 +40,7 @@ impl Default for TrunkTraining {
         TrunkTraining {
             lm_weight: 0.0,
             trunk_lr_scale: 1.0,
+            detach_likelihood: false,
         }
     }
 }

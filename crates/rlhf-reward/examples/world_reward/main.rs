@@ -26,8 +26,8 @@
 //!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
 //!    (or `gated-probability`, `gated-centred-likelihood`)
 //!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
-//!    (`rlhf_reward::read`); `--lm-weight` and `--trunk-lr-scale` keep the trunk a language
-//!    model during reward training (`rlhf_reward::trunk`).
+//!    (`rlhf_reward::read`); `--lm-weight`, `--trunk-lr-scale` and `--detach-likelihood true`
+//!    keep the trunk a language model during reward training (`rlhf_reward::trunk`).
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
@@ -147,6 +147,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             }
             "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
             "--trunk-lr-scale" => args.trunk_training.trunk_lr_scale = value()?.parse()?,
+            "--detach-likelihood" => args.trunk_training.detach_likelihood = value()?.parse()?,
             "--models" => {
                 args.models = value()?.split(',').map(String::from).collect();
                 if let Some(bad) = args
