@@ -542,6 +542,7 @@ mod tests {
             RewardRead::GatedLikelihood,
             RewardRead::GatedProbability,
             RewardRead::GatedCentredLikelihood,
+            RewardRead::GatedTopMargin,
         ] {
             let mut model = noisy_model(2).with_read(read).unwrap();
             let score = model.gpt.params.score.as_mut().unwrap();

@@ -17,6 +17,10 @@
 //!   log-likelihood minus its expectation under the model (H_t the entropy of the next-token
 //!   distribution): about 0 for a token the model would say, negative for a surprising one,
 //!   on one scale at confident and uncertain positions alike.
+//! - [`RewardRead::GatedTopMargin`]: the same with log p(x_{t+1}) - max_v log p(v), the
+//!   token's log-probability below the model's own first choice: 0 when the model would have
+//!   said this token, negative otherwise (a subgradient at ties). Its forward takes each
+//!   position's argmax from the logits, chunk by chunk on the host.
 //!
 //!   For both, the gate is one
 //!   more scalar head (the last row of `score`, after the rule heads), so a checkpoint stays an
@@ -27,6 +31,7 @@
 //!   hidden state need not hold (BENCHMARKS.md, the synthetic world).
 
 use rlhf_tensor::Tensor;
+use rlhf_transformer::sampling::argmax;
 use rlhf_transformer::{Forward, Gpt, GptParams};
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +50,8 @@ pub enum RewardRead {
     GatedProbability,
     /// The EOS read plus the gated sum of log p + entropy (centred log-likelihoods).
     GatedCentredLikelihood,
+    /// The EOS read plus the gated sum of log p - max log p (margins below the first choice).
+    GatedTopMargin,
 }
 
 impl RewardRead {
@@ -55,6 +62,7 @@ impl RewardRead {
             RewardRead::GatedLikelihood => "gated-likelihood",
             RewardRead::GatedProbability => "gated-probability",
             RewardRead::GatedCentredLikelihood => "gated-centred-likelihood",
+            RewardRead::GatedTopMargin => "gated-top-margin",
         }
     }
 
@@ -65,6 +73,7 @@ impl RewardRead {
             RewardRead::GatedLikelihood,
             RewardRead::GatedProbability,
             RewardRead::GatedCentredLikelihood,
+            RewardRead::GatedTopMargin,
         ]
         .into_iter()
         .find(|r| r.name() == name)
@@ -78,11 +87,13 @@ impl RewardRead {
         }
     }
 
-    /// The gated feature of a token from its log-probability and the position's entropy.
-    fn feature(self, logp: f32, entropy: f32) -> f32 {
+    /// The gated feature of a token from its log-probability, the position's entropy and the
+    /// log-probability of the position's argmax.
+    fn feature(self, logp: f32, entropy: f32, top_logp: f32) -> f32 {
         match self {
             RewardRead::GatedProbability => logp.exp(),
             RewardRead::GatedCentredLikelihood => logp + entropy,
+            RewardRead::GatedTopMargin => logp - top_logp,
             _ => logp,
         }
     }
@@ -107,6 +118,9 @@ pub struct LikelihoodTerms {
     pub feature: Vec<f32>,
     /// The read the terms were made for.
     pub read: RewardRead,
+    /// The argmax token at each position under [`RewardRead::GatedTopMargin`] (else empty).
+    /// (B T)
+    pub top: Vec<u32>,
     /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
     pub gate: Vec<f32>,
     /// Each row's sum of gate x log p. (B)
@@ -137,6 +151,13 @@ pub(crate) fn likelihood_forward(
     }
     let out = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?;
     let (mut logp, entropy) = (out.logp, out.entropy);
+    let (top, top_logp) = if read == RewardRead::GatedTopMargin {
+        let top = argmax_tokens(gpt, &trunk.hidden)?;
+        let top_logp = gpt.token_logprobs(&trunk.hidden, &top, 1.0)?.logp;
+        (top, top_logp)
+    } else {
+        (Vec::new(), vec![0.0; logp.len()])
+    };
     let mut gate = vec![0.0f32; input.batch * t];
     let mut feature = vec![0.0f32; input.batch * t];
     let mut sums = vec![0.0f32; input.batch];
@@ -145,7 +166,7 @@ pub(crate) fn likelihood_forward(
             let i = b * t + pos;
             if used(b, pos) {
                 gate[i] = scalars[i * k + gate_col];
-                feature[i] = read.feature(logp[i], entropy[i]);
+                feature[i] = read.feature(logp[i], entropy[i], top_logp[i]);
                 *sum += gate[i] * feature[i];
             } else {
                 logp[i] = 0.0;
@@ -157,6 +178,7 @@ pub(crate) fn likelihood_forward(
         logp,
         feature,
         read,
+        top,
         gate,
         sums,
     })
@@ -196,9 +218,42 @@ pub(crate) fn likelihood_backward(
     let centred = terms.read == RewardRead::GatedCentredLikelihood;
     let d_entropy = centred.then_some(&d_entropy[..]);
     let hidden = &trunk.hidden;
-    let dh =
+    let mut dh =
         gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?;
+    if terms.read == RewardRead::GatedTopMargin {
+        // - d log p(argmax): with the term above, d logits = d (e_x - e_argmax).
+        let d_top: Vec<f32> = d_logp.iter().map(|d| -d).collect();
+        let top = &terms.top;
+        dh.add_assign(&gpt.token_logprobs_backward(
+            hidden,
+            top,
+            1.0,
+            Some(&d_top),
+            None,
+            grads,
+        )?)?;
+    }
     Ok(Some(dh))
+}
+
+/// Logits per chunk when looking for each position's argmax: about 4 M floats at a time.
+const ARGMAX_CHUNK_FLOATS: usize = 1 << 22;
+
+/// The argmax token of the LM head at every position of `hidden` (B, T, C), (B T), from the
+/// logits made chunk by chunk and read on the host.
+fn argmax_tokens(gpt: &Gpt, hidden: &Tensor) -> Result<Vec<u32>> {
+    let c = gpt.config.n_embd;
+    let v = gpt.config.vocab_size;
+    let rows = hidden.numel() / c;
+    let flat = hidden.clone().reshape([rows, c])?; // (B T, C)
+    let step = (ARGMAX_CHUNK_FLOATS / v.max(1)).max(1);
+    let mut top = Vec::with_capacity(rows);
+    for r0 in (0..rows).step_by(step) {
+        let r1 = (r0 + step).min(rows);
+        let logits = gpt.logits(&flat.rows(r0, r1)?)?.try_to_vec_f32()?; // (rows, V)
+        top.extend(logits.chunks(v).map(|z| argmax(z) as u32));
+    }
+    Ok(top)
 }
 
 #[cfg(test)]
@@ -212,6 +267,7 @@ mod tests {
             RewardRead::GatedLikelihood,
             RewardRead::GatedProbability,
             RewardRead::GatedCentredLikelihood,
+            RewardRead::GatedTopMargin,
         ] {
             assert_eq!(RewardRead::from_name(read.name()), Some(read));
             let json = serde_json::to_string(&read).unwrap();

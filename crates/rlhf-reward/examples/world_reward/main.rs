@@ -24,7 +24,7 @@
 //!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
 //!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
 //!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
-//!    (or `gated-probability`, `gated-centred-likelihood`)
+//!    (or `gated-probability`, `gated-centred-likelihood`, `gated-top-margin`)
 //!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
 //!    (`rlhf_reward::read`); `--lm-weight`, `--trunk-lr-scale` and `--detach-likelihood true`
 //!    keep the trunk a language model during reward training (`rlhf_reward::trunk`).
@@ -142,7 +142,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--read" => {
                 let name = value()?;
                 args.read = RewardRead::from_name(&name).ok_or_else(|| {
-                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability or gated-centred-likelihood")
+                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood or gated-top-margin")
                 })?;
             }
             "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
