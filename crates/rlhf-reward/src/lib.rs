@@ -20,7 +20,8 @@
 //! - [`model`]: [`RewardModel`], a GPT-2 trunk with a reward head and R rule heads read at the
 //!   EOS, initialised from an SFT checkpoint, saved as an HF GPT-2 directory.
 //! - [`read`]: where the reward is read ([`RewardRead`]): the EOS (default), or, as an explicit
-//!   choice, the EOS plus the trunk's gated token log-likelihoods.
+//!   choice, the EOS plus a gated sum over tokens of what the trunk's LM head says of them
+//!   (log-likelihood, probability, centred log-likelihood, margin below its first choice).
 //! - [`batch`]: [`Comparison`] (one prompt's K responses, ranks, pairs, rule labels) and
 //!   [`RewardBatch`] (each response forwarded once).
 //! - [`dataset`]: [`PreferenceBuilder`], from any `rlhf-data` record or file to comparisons.

@@ -1,5 +1,5 @@
 //! How the reward is read from the trunk. The default, and the issue's, is the EOS read; the
-//! gated-likelihood read is an explicit alternative that departs from it.
+//! gated reads are explicit alternatives that depart from it.
 //!
 //! - [`RewardRead::Eos`]: r = w_0 · h_eos + b_0, the reward head at the last real token
 //!   (InstructGPT, TRL, HF's `GPT2ForSequenceClassification`).
@@ -22,13 +22,13 @@
 //!   said this token, negative otherwise (a subgradient at ties). Its forward takes each
 //!   position's argmax from the logits, chunk by chunk on the host.
 //!
-//!   For both, the gate is one
-//!   more scalar head (the last row of `score`, after the rule heads), so a checkpoint stays an
-//!   HF GPT-2 directory; `transformers` reads it as one more label and does not add the sum. The
-//!   prompt's positions are the same for every response to one prompt and shift its K rewards
-//!   alike: only the response's tokens change a preference. The read lets the reward use what
-//!   the language model knows as the probability of a stated value, which a small trunk's EOS
-//!   hidden state need not hold (BENCHMARKS.md, the synthetic world).
+//! In every gated read the gate is one more scalar head (the last row of `score`, after the
+//! rule heads), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
+//! more label and does not add the sum. The prompt's positions are the same for every response
+//! to one prompt and shift its K rewards alike: only the response's tokens change a
+//! preference. The reads let the reward use what the language model knows as the probability
+//! of a stated value, which a small trunk's EOS hidden state need not hold (BENCHMARKS.md, the
+//! synthetic world, where `GatedTopMargin` did best).
 
 use rlhf_tensor::Tensor;
 use rlhf_transformer::sampling::argmax;
