@@ -19,6 +19,9 @@
 //! The model and its training:
 //! - [`model`]: [`RewardModel`], a GPT-2 trunk with a reward head and R rule heads read at the
 //!   EOS, initialised from an SFT checkpoint, saved as an HF GPT-2 directory.
+//! - [`read`]: where the reward is read ([`RewardRead`]): the EOS (default), or, as an explicit
+//!   choice, the EOS plus a gated sum over tokens of what the trunk's LM head says of them
+//!   (log-likelihood, probability, centred log-likelihood, margin below its first choice).
 //! - [`batch`]: [`Comparison`] (one prompt's K responses, ranks, pairs, rule labels) and
 //!   [`RewardBatch`] (each response forwarded once).
 //! - [`dataset`]: [`PreferenceBuilder`], from any `rlhf-data` record or file to comparisons.
@@ -26,6 +29,8 @@
 //!   model.
 //! - [`train`] and [`train_state`]: [`RewardTrainer`] with validation each epoch, atomic
 //!   checkpoints and exact resume.
+//! - [`trunk`]: [`TrunkTraining`], the auxiliary LM loss and the trunk's learning-rate scale
+//!   that keep the SFT model's knowledge through reward training.
 //! - [`eval`]: accuracy, loss, margin, ECE (both orientations), per source and per K, the
 //!   length baseline ([`EvalReport`]).
 //! - [`normalise`]: the bias (and optional gain) that centres reference rewards, folded into
@@ -67,6 +72,7 @@ pub mod numerics;
 pub mod objective;
 pub mod pairwise;
 pub mod pipeline;
+pub mod read;
 pub mod rewards;
 pub mod rules;
 pub mod tensors;
@@ -74,6 +80,7 @@ pub mod train;
 pub mod train_state;
 #[cfg(test)]
 mod train_tests;
+pub mod trunk;
 
 pub use batch::{Comparison, ComparisonPair, RewardBatch};
 pub use dataset::{BuildStats, PreferenceBuilder, PreferenceData, RuleColumns};
@@ -87,11 +94,16 @@ pub use metrics::{
 };
 pub use model::{Normalisation, RewardModel, SequenceConfig};
 pub use normalise::{NormaliseConfig, NormaliseReport};
-pub use objective::{ObjectiveConfig, PreferenceLoss, objective_step, objective_step_sharded};
+pub use objective::{
+    ObjectiveConfig, PreferenceLoss, objective_step, objective_step_sharded,
+    objective_step_with_trunk,
+};
 pub use pairwise::{PairwiseLoss, bradley_terry_loss, centering_loss};
 pub use pipeline::{RewardStageConfig, TrainedReward, train_reward_model};
+pub use read::RewardRead;
 pub use rewards::{
     CriteriaReward, FnRule, ModelReward, RuleBasedReward, RuleCheck, WeightedReward, WorldRules,
 };
 pub use rules::{RuleLoss, rule_violation_loss};
 pub use train::{RewardEvent, RewardStepLog, RewardTrainConfig, RewardTrainer};
+pub use trunk::TrunkTraining;

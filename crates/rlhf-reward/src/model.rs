@@ -1,8 +1,10 @@
 //! The reward model: a GPT-2 trunk with scalar heads read at the last real token of
 //! prompt + response (the EOS). Head 0 is the reward; heads 1..=R are one logit per rule of
-//! the rule-violation auxiliary (Sparrow), trained beside it and ignored when scoring.
+//! the rule-violation auxiliary (Sparrow), trained beside it and ignored when scoring. Under
+//! an explicit gated read ([`crate::read`]) one more head, the gate, adds the trunk's gated
+//! token log-likelihoods (or probabilities) to the EOS reward.
 //!
-//! The heads are the transformer's `score` layer (K = 1 + R rows), so a checkpoint is an HF
+//! The heads are the transformer's `score` layer (K = 1 + R (+ 1) rows), so a checkpoint is an HF
 //! GPT-2 directory (DESIGN.md decision 6) that `transformers` loads as
 //! `GPT2ForSequenceClassification` with `num_labels` = K and `pad_token_id` set, which reads the
 //! same last non-pad token. Beside it, `reward_config.json` holds the rule ids, the token
@@ -16,6 +18,7 @@ use rlhf_transformer::files::write_atomic;
 use rlhf_transformer::{Forward, Gpt, GptParams, ModelInput, Padding, ScalarHeads};
 use serde::{Deserialize, Serialize};
 
+use crate::read::{LikelihoodTerms, RewardRead, likelihood_backward, likelihood_forward};
 use crate::{Result, RewardError};
 
 /// The reward model's own settings file, beside `config.json` and `model.safetensors`.
@@ -67,6 +70,9 @@ pub struct RewardHeadConfig {
     pub sequence: SequenceConfig,
     /// The normalisation already folded into head 0 (identity before [`crate::normalise`]).
     pub normalisation: Normalisation,
+    /// Where the reward is read (the EOS unless chosen otherwise; absent in older files).
+    #[serde(default)]
+    pub read: RewardRead,
 }
 
 /// A GPT-2 trunk with a reward head and R rule heads.
@@ -90,6 +96,8 @@ pub struct RewardForward {
     pub rewards: Vec<f32>,
     /// Rule logits per row, row-major. (N, R)
     pub rule_logits: Vec<f32>,
+    /// The gated token terms under a gated read (None under the EOS read).
+    pub likelihood: Option<LikelihoodTerms>,
 }
 
 impl RewardModel {
@@ -114,8 +122,38 @@ impl RewardModel {
             rules,
             sequence,
             normalisation: Normalisation::IDENTITY,
+            read: RewardRead::Eos,
         };
         RewardModel::from_parts(gpt, head)
+    }
+
+    /// The model with the reward read `read`: switching from the EOS read to a gated one
+    /// appends a gate head with zero weights and bias (so the rewards start as the EOS read's
+    /// and training learns how much each token's likelihood counts); switching back drops it.
+    pub fn with_read(mut self, read: RewardRead) -> Result<RewardModel> {
+        if read == self.head.read {
+            return Ok(self);
+        }
+        let c = self.gpt.config.n_embd;
+        let keep = 1 + self.n_rules();
+        let score = self
+            .gpt
+            .params
+            .score
+            .as_mut()
+            .ok_or_else(|| RewardError::Input("the trunk has no scalar heads".into()))?;
+        let (device, dtype) = (score.weight.device(), score.weight.dtype());
+        let mut weight = score.weight.try_to_vec_f32()?; // (K, C), small: on the host
+        let mut bias = score.bias.try_to_vec_f32()?; // (K)
+        weight.truncate(keep * c);
+        bias.truncate(keep);
+        let k = keep + read.extra_heads();
+        weight.resize(k * c, 0.0);
+        bias.resize(k, 0.0);
+        score.weight = Tensor::from_vec(weight, [k, c], device)?.to_dtype(dtype)?;
+        score.bias = Tensor::from_vec(bias, [k], device)?.to_dtype(dtype)?;
+        self.head.read = read;
+        Ok(self)
     }
 
     /// [`RewardModel::from_sft`] on the checkpoint in `dir` (an HF GPT-2 directory).
@@ -132,13 +170,14 @@ impl RewardModel {
     /// Joins a trunk with heads and a head config, checking that they agree.
     pub fn from_parts(mut gpt: Gpt, head: RewardHeadConfig) -> Result<RewardModel> {
         let k = gpt.params.n_scalar_heads();
-        if k != 1 + head.rules.len() {
+        let want = 1 + head.rules.len() + head.read.extra_heads();
+        if k != want {
             return Err(RewardError::config(
                 "rules",
                 format!(
-                    "the model has {k} scalar heads; a reward head and {} rule heads need {}",
+                    "the model has {k} scalar heads; a reward head, {} rule heads and the {} read need {want}",
                     head.rules.len(),
-                    1 + head.rules.len()
+                    head.read.name()
                 ),
             ));
         }
@@ -181,6 +220,11 @@ impl RewardModel {
         self.head.rules.len()
     }
 
+    /// Scalar heads K: the reward, R rules and the read's own (the likelihood gate).
+    pub fn n_heads(&self) -> usize {
+        1 + self.n_rules() + self.head.read.extra_heads()
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> Device {
         self.gpt.device()
@@ -204,7 +248,7 @@ impl RewardModel {
         let input = ModelInput::padded(rows, pad, Padding::Right)?;
         let trunk = self.gpt.forward(&input)?;
         let t = input.seq_len;
-        let k = 1 + self.n_rules();
+        let (k, r) = (self.n_heads(), self.n_rules());
         let last: Vec<usize> = rows
             .iter()
             .enumerate()
@@ -215,16 +259,28 @@ impl RewardModel {
             .as_ref()
             .ok_or_else(|| RewardError::Input("the trunk has no scalar heads".into()))?
             .try_to_vec_f32()?; // (B, T, K): small, read on the host
-        let rewards = last.iter().map(|&i| scalars[i * k]).collect();
+        let mut rewards: Vec<f32> = last.iter().map(|&i| scalars[i * k]).collect();
         let rule_logits = last
             .iter()
-            .flat_map(|&i| scalars[i * k + 1..(i + 1) * k].iter().copied())
+            .flat_map(|&i| scalars[i * k + 1..i * k + 1 + r].iter().copied())
             .collect();
+        let likelihood = match self.head.read {
+            RewardRead::Eos => None,
+            read => {
+                let lens: Vec<usize> = rows.iter().map(|r| r.as_ref().len()).collect();
+                let terms = likelihood_forward(read, &self.gpt, &trunk, &lens, &scalars)?;
+                for (reward, sum) in rewards.iter_mut().zip(&terms.sums) {
+                    *reward += sum;
+                }
+                Some(terms)
+            }
+        };
         Ok(RewardForward {
             trunk,
             last,
             rewards,
             rule_logits,
+            likelihood,
         })
     }
 
@@ -237,22 +293,50 @@ impl RewardModel {
         d_rule_logits: Option<&[f32]>,
         grads: &mut GptParams,
     ) -> Result<()> {
+        self.backward_with_hidden(forward, d_rewards, d_rule_logits, None, true, grads)
+    }
+
+    /// [`RewardModel::backward`] with a further gradient of the final hidden states (B, T, C)
+    /// from another loss on the same forward (the auxiliary LM loss), added before the trunk's
+    /// backward; under a gated read, `through_likelihood` false treats the token
+    /// log-probabilities as fixed features (only the gate learns from the rewards' gradient).
+    pub fn backward_with_hidden(
+        &self,
+        forward: &RewardForward,
+        d_rewards: &[f32],
+        d_rule_logits: Option<&[f32]>,
+        dhidden: Option<Tensor>,
+        through_likelihood: bool,
+        grads: &mut GptParams,
+    ) -> Result<()> {
         let (n, r) = (forward.last.len(), self.n_rules());
         crate::check::len("RewardModel::backward", "d_rewards", d_rewards.len(), n)?;
         if let Some(d) = d_rule_logits {
             crate::check::len("RewardModel::backward", "d_rule_logits", d.len(), n * r)?;
         }
         let input = forward.trunk.input();
-        let k = 1 + r;
+        let k = self.n_heads();
         let mut ds = vec![0.0f32; input.batch * input.seq_len * k]; // (B, T, K)
         for (row, &i) in forward.last.iter().enumerate() {
             ds[i * k] = d_rewards[row];
             if let Some(d) = d_rule_logits {
-                ds[i * k + 1..(i + 1) * k].copy_from_slice(&d[row * r..(row + 1) * r]);
+                ds[i * k + 1..i * k + 1 + r].copy_from_slice(&d[row * r..(row + 1) * r]);
+            }
+        }
+        let mut dhidden = dhidden;
+        if let Some(terms) = &forward.likelihood {
+            let (trunk, through) = (&forward.trunk, through_likelihood);
+            let dh =
+                likelihood_backward(&self.gpt, trunk, terms, d_rewards, &mut ds, through, grads)?;
+            match (&mut dhidden, dh) {
+                (Some(d), Some(dh)) => d.add_assign(&dh)?,
+                (None, dh) => dhidden = dh,
+                (Some(_), None) => {}
             }
         }
         let ds = Tensor::from_vec(ds, [input.batch, input.seq_len, k], self.device())?;
-        self.gpt.backward(&forward.trunk, None, Some(&ds), grads)?;
+        self.gpt
+            .backward(&forward.trunk, dhidden.as_ref(), Some(&ds), grads)?;
         Ok(())
     }
 
@@ -284,12 +368,19 @@ impl RewardModel {
             .as_mut()
             .ok_or_else(|| RewardError::Input("the trunk has no scalar heads".into()))?;
         // Rescaled on the host (K x C values) and written back on the weights' device and dtype.
+        // The likelihood gate (the last head, when the read has one) is a part of the reward
+        // and takes the gain too.
         let mut weight = score.weight.try_to_vec_f32()?;
-        for w in &mut weight[..c] {
-            *w = (f64::from(*w) * map.gain) as f32;
-        }
         let mut bias = score.bias.try_to_vec_f32()?;
-        bias[0] = (f64::from(bias[0]) * map.gain + map.bias) as f32;
+        let k = bias.len();
+        let gate = (self.head.read.extra_heads() > 0).then_some(k - 1);
+        for head in std::iter::once(0).chain(gate) {
+            for w in &mut weight[head * c..(head + 1) * c] {
+                *w = (f64::from(*w) * map.gain) as f32;
+            }
+            let shift = if head == 0 { map.bias } else { 0.0 };
+            bias[head] = (f64::from(bias[head]) * map.gain + shift) as f32;
+        }
         let back = |values: Vec<f32>, like: &Tensor| -> Result<Tensor> {
             Ok(Tensor::from_vec(values, like.dims(), like.device())?.to_dtype(like.dtype())?)
         };
@@ -438,5 +529,58 @@ pub(crate) mod tests {
             })
             .is_err()
         );
+    }
+
+    /// Gate bias 1, gate weights 0: the reward is the EOS read plus the row's total
+    /// log-likelihood under the LM head, whatever the padding; the gain applies to both.
+    #[test]
+    fn likelihood_read_adds_the_log_likelihood_and_round_trips() {
+        let m = tiny(1);
+        let rows = [vec![1u32, 2, 10], vec![4, 5, 6, 7, 10]];
+        let eos = m.rewards(&rows, 2).unwrap();
+        let mut g = m.clone().with_read(RewardRead::GatedLikelihood).unwrap();
+        assert_eq!((g.n_heads(), g.n_rules()), (3, 1));
+        for (a, b) in g.rewards(&rows, 2).unwrap().iter().zip(&eos) {
+            assert!((a - b).abs() < 1e-6, "a zero gate reads as the EOS");
+        }
+        let score = g.gpt.params.score.as_mut().unwrap();
+        score.bias = Tensor::from_vec(vec![0.0, 0.0, 1.0], [3], Device::Cpu).unwrap();
+        let c = g.gpt.config.n_embd;
+        let log_likelihood = |row: &[u32]| -> f32 {
+            let input = ModelInput::dense(row.to_vec(), 1, row.len()).unwrap();
+            let hidden = g.gpt.forward(&input).unwrap().hidden;
+            let logits = g.gpt.logits(&hidden).unwrap().to_vec_f32(); // (1, T, V)
+            let v = logits.len() / row.len();
+            (0..row.len() - 1)
+                .map(|t| {
+                    let z = &logits[t * v..(t + 1) * v];
+                    let max = z.iter().copied().fold(f32::MIN, f32::max);
+                    let norm = z.iter().map(|x| (x - max).exp()).sum::<f32>().ln() + max;
+                    z[row[t + 1] as usize] - norm
+                })
+                .sum()
+        };
+        let read = g.rewards(&rows, 2).unwrap();
+        let alone = g.rewards(&rows[..1], 1).unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            let want = eos[i] + log_likelihood(row);
+            assert!((read[i] - want).abs() < 1e-4, "{} vs {want}", read[i]);
+        }
+        assert!((alone[0] - read[0]).abs() < 1e-5);
+        assert_eq!(c, 8);
+        g.apply_normalisation(Normalisation {
+            gain: 2.0,
+            bias: -0.5,
+        })
+        .unwrap();
+        for (a, b) in g.rewards(&rows, 2).unwrap().iter().zip(&read) {
+            assert!((a - (2.0 * b - 0.5)).abs() < 1e-4);
+        }
+        let dir = std::env::temp_dir().join(format!("rlhf-reward-read-{}", std::process::id()));
+        g.save(&dir).unwrap();
+        assert_eq!(RewardModel::load(&dir, Device::Cpu).unwrap(), g);
+        let back = g.with_read(RewardRead::Eos).unwrap();
+        assert_eq!(back.n_heads(), 2);
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -10,12 +10,16 @@
 //!   prompt weighs the same whatever its K (InstructGPT); pairwise records are K = 2.
 //! - centering: c mean over pairs of (r_b + r_w)², added when c > 0.
 //! - rules: w mean over labelled (response, rule) entries of the logits' cross-entropy.
+//! - LM (only in [`objective_step_with_trunk`], with gradients): lambda times the mean next-token
+//!   cross-entropy of the best-ranked rows ([`crate::trunk`]).
 
+use rlhf_tensor::ops::cross_entropy::IGNORE_INDEX;
 use rlhf_transformer::{GptParams, ShardGrads, run_shards, shard_count, shard_rows};
 use serde::{Deserialize, Serialize};
 
 use crate::batch::RewardBatch;
 use crate::model::RewardModel;
+use crate::trunk::{TrunkTraining, best_rows, lm_targets};
 use crate::{
     Result, RewardError, bradley_terry_loss, centering_loss, kwise_loss_batch, rule_violation_loss,
 };
@@ -77,6 +81,8 @@ pub struct ObjectiveValue {
     pub centering: f32,
     /// The weighted rule loss (0 without labels).
     pub rules: f32,
+    /// The weighted auxiliary LM loss (0 when off, or when no gradients were asked for).
+    pub lm: f32,
     /// Pairs in the batch.
     pub pairs: usize,
     /// d loss / d reward. (N)
@@ -157,6 +163,7 @@ impl ObjectiveConfig {
             preference,
             centering,
             rules,
+            lm: 0.0,
             pairs: pairs.len(),
             d_rewards,
             d_rule_logits,
@@ -238,7 +245,28 @@ pub fn objective_step_sharded(
     scratch: &mut ShardGrads,
     grad_scale: f32,
 ) -> Result<(ObjectiveValue, Vec<f32>)> {
+    let trunk = TrunkTraining::default();
+    objective_step_with_trunk(model, config, &trunk, batch, grads, scratch, grad_scale)
+}
+
+/// [`objective_step_sharded`] with the trunk options ([`crate::trunk`]): the auxiliary LM loss
+/// with weight `trunk.lm_weight` (0: none), the next-token cross-entropy of the best-ranked
+/// rows, its mean over all their tokens in the batch, backpropagated through the LM head on
+/// the same forward; and, with `trunk.detach_likelihood`, a gated read's log-probabilities
+/// kept as fixed features.
+pub fn objective_step_with_trunk(
+    model: &RewardModel,
+    config: &ObjectiveConfig,
+    trunk: &TrunkTraining,
+    batch: &RewardBatch<'_>,
+    grads: &mut GptParams,
+    scratch: &mut ShardGrads,
+    grad_scale: f32,
+) -> Result<(ObjectiveValue, Vec<f32>)> {
     check_rules(model, batch)?;
+    trunk.validate()?;
+    let lm_weight = trunk.lm_weight;
+    let through_likelihood = !trunk.detach_likelihood;
     let n = batch.rows.len();
     let ranges = shard_rows(n, shard_count(model.gpt.config.n_embd, model.device(), n));
     let forwards = run_shards(vec![(); ranges.len()], |s, ()| {
@@ -251,7 +279,20 @@ pub fn objective_step_sharded(
         .iter()
         .flat_map(|f| f.rule_logits.clone())
         .collect();
-    let value = config.evaluate(batch, &rewards, &rule_logits)?;
+    let mut value = config.evaluate(batch, &rewards, &rule_logits)?;
+    // The LM targets of each shard (B T), and the token count of the whole batch.
+    let lm_rows = best_rows(batch);
+    let targets: Vec<Vec<i32>> = if lm_weight > 0.0 {
+        forwards
+            .iter()
+            .zip(&ranges)
+            .map(|(f, rows)| lm_targets(f.trunk.input(), &lm_rows[rows.clone()]))
+            .collect::<Result<_>>()?
+    } else {
+        vec![Vec::new(); ranges.len()]
+    };
+    let count = |t: &[i32]| t.iter().filter(|&&x| x != IGNORE_INDEX).count();
+    let lm_tokens: usize = targets.iter().map(|t| count(t)).sum();
     let scale = |v: &[f32]| v.iter().map(|&g| g * grad_scale).collect::<Vec<f32>>();
     let d_rewards = scale(&value.d_rewards);
     let d_rules = (!value.d_rule_logits.is_empty()).then(|| scale(&value.d_rule_logits));
@@ -261,14 +302,34 @@ pub fn objective_step_sharded(
         .into_iter()
         .zip(&forwards)
         .collect();
-    run_shards(states, |s, (g, forward)| {
+    let lm_sums = run_shards(states, |s, (g, forward)| {
         let rows = ranges[s].clone();
         let d_rules = d_rules.as_ref().map(|d| &d[rows.start * r..rows.end * r]);
-        model.backward(forward, &d_rewards[rows], d_rules, g)
+        let tokens = count(&targets[s]);
+        let (dhidden, lm_sum) = if tokens > 0 {
+            // The shard's mean times its share of the batch's tokens: the batch's mean.
+            let share = (lm_weight * tokens as f64 / lm_tokens as f64) as f32;
+            let out = model.gpt.lm_loss_scaled(
+                &forward.trunk.hidden,
+                &targets[s],
+                Some(&mut *g),
+                share * grad_scale,
+            )?;
+            (out.dhidden, f64::from(out.loss) * tokens as f64)
+        } else {
+            (None, 0.0)
+        };
+        let d_rewards = &d_rewards[rows];
+        model.backward_with_hidden(forward, d_rewards, d_rules, dhidden, through_likelihood, g)?;
+        Ok(lm_sum)
     })
     .into_iter()
-    .collect::<Result<Vec<()>>>()?;
+    .collect::<Result<Vec<f64>>>()?;
     scratch.reduce(grads, ranges.len())?;
+    if lm_tokens > 0 {
+        value.lm = (lm_weight * lm_sums.iter().sum::<f64>() / lm_tokens as f64) as f32;
+        value.loss += value.lm;
+    }
     Ok((value, rewards))
 }
 
@@ -287,8 +348,10 @@ fn check_rules(model: &RewardModel, batch: &RewardBatch<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::Comparison;
     use crate::batch::tests::ranked;
     use crate::model::{RewardModel, SequenceConfig};
+    use crate::read::RewardRead;
     use rlhf_tensor::testing::{assert_close, numerical_gradient};
     use rlhf_tensor::{Device, Rng, Tensor};
     use rlhf_transformer::{Gpt, GptConfig};
@@ -394,9 +457,13 @@ mod tests {
         assert_eq!(run(1), run(2));
     }
 
-    #[test]
-    fn whole_objective_gradient_through_the_model_matches_finite_differences() {
-        let model = noisy_model(2);
+    /// Checks every parameter's gradient of the whole objective (with the LM term at
+    /// `lm_weight`) against central finite differences, on a few entries of each tensor.
+    fn assert_objective_gradient(model: &RewardModel, lm_weight: f64) {
+        let trunk = TrunkTraining {
+            lm_weight,
+            ..TrunkTraining::default()
+        };
         let mut a = ranked(3, 2, "s");
         a.rows = vec![vec![1, 4, 2, 10], vec![1, 4, 10], vec![3, 5, 7, 9, 10]];
         a.rule_mask[1] = 0.0;
@@ -408,16 +475,19 @@ mod tests {
             centering: 0.1,
             rule_weight: 0.7,
         };
+        let step = |m: &RewardModel, grads: &mut GptParams| {
+            let mut scratch = ShardGrads::default();
+            objective_step_with_trunk(m, &config, &trunk, &batch, grads, &mut scratch, 1.0)
+                .unwrap()
+                .0
+        };
         let mut grads = model.gpt.params.zeros_like().unwrap();
-        let (value, _) = objective_step(&model, &config, &batch, Some(&mut grads), 1.0).unwrap();
+        let value = step(model, &mut grads);
         assert!(value.rules > 0.0 && value.centering > 0.0 && value.pairs == 4);
+        assert_eq!(value.lm > 0.0, lm_weight > 0.0);
         let loss = |m: &RewardModel| {
-            f64::from(
-                objective_step(m, &config, &batch, None, 1.0)
-                    .unwrap()
-                    .0
-                    .loss,
-            )
+            let mut scratch_grads = m.gpt.params.zeros_like().unwrap();
+            f64::from(step(m, &mut scratch_grads).loss)
         };
         let h = 5e-3f32;
         let names: Vec<String> = model
@@ -451,6 +521,77 @@ mod tests {
                 })
                 .collect();
             assert_close(name, &analytic, &numeric, 3e-2, 2e-3);
+        }
+    }
+
+    #[test]
+    fn whole_objective_gradient_through_the_model_matches_finite_differences() {
+        assert_objective_gradient(&noisy_model(2), 0.0);
+    }
+
+    #[test]
+    fn lm_term_gradient_matches_finite_differences() {
+        assert_objective_gradient(&noisy_model(2), 0.7);
+    }
+
+    /// The gated reads (gate weights made non-zero so every path carries gradient), alone and
+    /// with the LM term.
+    #[test]
+    fn gated_read_gradients_match_finite_differences() {
+        for read in [
+            RewardRead::GatedLikelihood,
+            RewardRead::GatedProbability,
+            RewardRead::GatedCentredLikelihood,
+            RewardRead::GatedTopMargin,
+        ] {
+            let mut model = noisy_model(2).with_read(read).unwrap();
+            let score = model.gpt.params.score.as_mut().unwrap();
+            let mut rng = Rng::new(9);
+            score.weight = Tensor::randn(score.weight.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            score.bias = Tensor::randn(score.bias.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            assert_objective_gradient(&model, 0.0);
+            assert_objective_gradient(&model, 0.4);
+        }
+    }
+
+    /// Detached likelihoods: the heads' gradients are those of the full backward, the trunk's
+    /// differ by the path through the log-probabilities (and under the EOS read nothing does).
+    #[test]
+    fn detached_likelihood_keeps_the_head_gradient_and_cuts_the_trunk_path() {
+        let batch_of = |a: &mut Comparison| {
+            a.rows = vec![vec![1, 4, 2, 10], vec![1, 4, 10], vec![3, 5, 7, 9, 10]];
+        };
+        let mut a = ranked(3, 0, "s");
+        batch_of(&mut a);
+        let batch = RewardBatch::new(&[&a], 0).unwrap();
+        let config = ObjectiveConfig::default();
+        for read in [RewardRead::Eos, RewardRead::GatedLikelihood] {
+            let mut model = noisy_model(0).with_read(read).unwrap();
+            let score = model.gpt.params.score.as_mut().unwrap();
+            let mut rng = Rng::new(4);
+            score.weight = Tensor::randn(score.weight.dims(), 0.3, &mut rng, Device::Cpu).unwrap();
+            let grads_with = |detach_likelihood: bool| {
+                let trunk = TrunkTraining {
+                    detach_likelihood,
+                    ..TrunkTraining::default()
+                };
+                let mut grads = model.gpt.params.zeros_like().unwrap();
+                let mut scratch = ShardGrads::default();
+                objective_step_with_trunk(
+                    &model,
+                    &config,
+                    &trunk,
+                    &batch,
+                    &mut grads,
+                    &mut scratch,
+                    1.0,
+                )
+                .unwrap();
+                grads
+            };
+            let (full, detached) = (grads_with(false), grads_with(true));
+            assert_eq!(full.score, detached.score);
+            assert_eq!(full.wte == detached.wte, read == RewardRead::Eos);
         }
     }
 }

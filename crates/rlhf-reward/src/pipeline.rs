@@ -39,8 +39,10 @@ use crate::dataset::{BuildStats, PreferenceBuilder, RuleColumns};
 use crate::eval::EvalReport;
 use crate::model::{RewardModel, SequenceConfig};
 use crate::normalise::{NormaliseConfig, NormaliseReport, normalise, reference_rows};
+use crate::read::RewardRead;
 use crate::rewards::ModelReward;
 use crate::train::{RewardEvent, RewardStepLog, RewardTrainConfig, RewardTrainer};
+use crate::trunk::TrunkTraining;
 use crate::{Result, RewardError};
 
 /// Settings of the whole reward-model stage.
@@ -57,6 +59,11 @@ pub struct RewardStageConfig {
     pub validation_fraction: f64,
     /// Normalise on the reference responses afterwards (None: leave the head as trained).
     pub normalise: Option<NormaliseConfig>,
+    /// Where the reward is read ([`crate::read`]; the EOS by default).
+    pub read: RewardRead,
+    /// The auxiliary LM loss and the trunk's learning-rate scale ([`crate::trunk`]; off by
+    /// default).
+    pub trunk: TrunkTraining,
 }
 
 impl Default for RewardStageConfig {
@@ -67,6 +74,8 @@ impl Default for RewardStageConfig {
             max_len: None,
             validation_fraction: 0.1,
             normalise: Some(NormaliseConfig::default()),
+            read: RewardRead::Eos,
+            trunk: TrunkTraining::default(),
         }
     }
 }
@@ -153,8 +162,10 @@ pub fn train_reward_model(
         });
     }
     let mut rng = Rng::new(config.train.seed).fork(1);
-    let model = RewardModel::from_sft(sft, built.rules.clone(), sequence, &mut rng)?;
+    let model = RewardModel::from_sft(sft, built.rules.clone(), sequence, &mut rng)?
+        .with_read(config.read)?;
     let mut trainer = RewardTrainer::new(model, config.train.clone())?;
+    trainer.set_trunk_training(config.trunk)?;
     let training_dir = out_dir.map(|d| d.join("training"));
     trainer.fit(&train, &validation, training_dir.as_deref(), on_event)?;
     let validation_report = trainer.validation_history().last().cloned();

@@ -4,7 +4,8 @@
 //! every epoch, checkpoints every `save_every` steps, at every epoch's end and at the end, and
 //! exact resume: the data order, its RNG, the optimizer moments and the step go into the
 //! checkpoint ([`crate::train_state`]), so a resumed run takes the steps an uninterrupted one
-//! would, bit for bit.
+//! would, bit for bit. [`RewardTrainer::set_trunk_training`] adds the auxiliary LM loss and the
+//! trunk's learning-rate scale ([`crate::trunk`]); they are saved with the state.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{Comparison, RewardBatch};
 use crate::eval::{EvalReport, evaluate};
 use crate::model::RewardModel;
-use crate::objective::{ObjectiveConfig, objective_step_sharded};
+use crate::objective::{ObjectiveConfig, objective_step_with_trunk};
 use crate::train_state::{self, TrainerState};
+use crate::trunk::{TrunkTraining, scale_trunk_step, trunk_snapshot};
 use crate::{Result, RewardError};
 
 /// Reward-model training settings.
@@ -131,6 +133,9 @@ pub struct RewardStepLog {
     pub preference: f32,
     /// Its weighted rule part.
     pub rules: f32,
+    /// Its weighted auxiliary LM part (0 when off).
+    #[serde(default)]
+    pub lm: f32,
     /// Share of the batch's pairs ordered right before the update.
     pub accuracy: f32,
     /// Pairs in the batch.
@@ -205,6 +210,28 @@ impl RewardTrainer {
         Ok(trainer)
     }
 
+    /// Sets the trunk options ([`crate::trunk`]); before the first step only, or to the values
+    /// a resumed run was started with.
+    pub fn set_trunk_training(&mut self, trunk: TrunkTraining) -> Result<()> {
+        trunk.validate()?;
+        if self.state.step > 0 && trunk != self.state.trunk {
+            return Err(RewardError::config(
+                "trunk",
+                format!(
+                    "the run was started with {:?}; it cannot change after step 0",
+                    self.state.trunk
+                ),
+            ));
+        }
+        self.state.trunk = trunk;
+        Ok(())
+    }
+
+    /// The trunk options in use.
+    pub fn trunk_training(&self) -> TrunkTraining {
+        self.state.trunk
+    }
+
     /// Optimizer steps completed.
     pub fn step(&self) -> u64 {
         self.state.step
@@ -260,9 +287,11 @@ impl RewardTrainer {
         let batch = RewardBatch::new(&comparisons, self.model.n_rules())?;
         self.grads.fill_zero();
         let objective = &self.config.objective;
-        let (value, rewards) = objective_step_sharded(
+        let trunk = self.state.trunk;
+        let (value, rewards) = objective_step_with_trunk(
             &self.model,
             objective,
+            &trunk,
             &batch,
             &mut self.grads,
             &mut self.shard_grads,
@@ -282,9 +311,13 @@ impl RewardTrainer {
             None => global_grad_norm(&self.grads.tensors())?,
         };
         let lr = self.config.schedule(train.len()).lr(self.state.step);
+        let before = (trunk.trunk_lr_scale != 1.0).then(|| trunk_snapshot(&self.model.gpt.params));
         let grads = self.grads.tensors();
         let mut params = self.model.gpt.params.tensors_mut();
         self.optimizer.step_with_lr(&mut params, &grads, lr)?;
+        if let Some(before) = before {
+            scale_trunk_step(&mut self.model.gpt.params, &before, trunk.trunk_lr_scale)?;
+        }
         self.state.step += 1;
         let log = RewardStepLog {
             step: self.state.step,
@@ -292,6 +325,7 @@ impl RewardTrainer {
             loss: value.loss,
             preference: value.preference,
             rules: value.rules,
+            lm: value.lm,
             accuracy: if value.pairs == 0 {
                 0.0
             } else {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::EvalReport;
 use crate::train::{RewardStepLog, RewardTrainConfig, RewardTrainer};
+use crate::trunk::TrunkTraining;
 use crate::{Result, RewardError};
 
 /// The trainer-state JSON file.
@@ -42,6 +43,9 @@ pub struct TrainerState {
     pub history: Vec<RewardStepLog>,
     /// The validation report of every finished epoch.
     pub validation: Vec<EvalReport>,
+    /// The trunk options the run was started with (absent in older files: the defaults).
+    #[serde(default)]
+    pub trunk: TrunkTraining,
 }
 
 impl TrainerState {
@@ -57,6 +61,7 @@ impl TrainerState {
             config: config.clone(),
             history: Vec::new(),
             validation: Vec::new(),
+            trunk: TrunkTraining::default(),
         }
     }
 }

@@ -172,3 +172,69 @@ fn resuming_mid_epoch_is_bit_identical() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The trunk options: a zero trunk learning-rate scale moves only the heads, a half scale moves
+/// the trunk by half the full step, the LM term is logged, and a resumed run keeps the options.
+#[test]
+fn trunk_options_scale_the_trunk_step_and_survive_resume() {
+    use crate::read::RewardRead;
+    use crate::trunk::TrunkTraining;
+    let train = data(6, 6);
+    let config = RewardTrainConfig {
+        lr: 1e-2,
+        batch_size: 3,
+        epochs: 1,
+        ..RewardTrainConfig::default()
+    };
+    let start = model(1, 7).with_read(RewardRead::GatedLikelihood).unwrap();
+    let trunk_of = |m: &RewardModel| -> Vec<f32> {
+        m.gpt
+            .params
+            .named()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("score."))
+            .flat_map(|(_, t)| t.to_vec_f32())
+            .collect()
+    };
+    let step_with = |scale: f32, lm_weight: f64| {
+        let mut trainer = RewardTrainer::new(start.clone(), config.clone()).unwrap();
+        trainer
+            .set_trunk_training(TrunkTraining {
+                lm_weight,
+                trunk_lr_scale: scale,
+                ..TrunkTraining::default()
+            })
+            .unwrap();
+        let log = trainer.train_step(&train).unwrap();
+        (trainer, log)
+    };
+    let (frozen, log) = step_with(0.0, 0.5);
+    assert!(log.lm > 0.0 && (log.loss - log.preference - log.rules - log.lm).abs() < 1e-6);
+    assert_eq!(trunk_of(&frozen.model), trunk_of(&start));
+    assert_ne!(frozen.model.gpt.params.score, start.gpt.params.score);
+    let (full, _) = step_with(1.0, 0.5);
+    let (half, _) = step_with(0.5, 0.5);
+    let (t0, t1, th) = (
+        trunk_of(&start),
+        trunk_of(&full.model),
+        trunk_of(&half.model),
+    );
+    let moved: f32 = t0.iter().zip(&t1).map(|(a, b)| (a - b).abs()).sum();
+    assert!(moved > 0.0);
+    for ((a, b), h) in t0.iter().zip(&t1).zip(&th) {
+        assert!((h - (a + 0.5 * (b - a))).abs() < 1e-6);
+    }
+    assert_eq!(half.model.gpt.params.score, full.model.gpt.params.score);
+    // The options are saved with the state and cannot change mid-run.
+    let dir = std::env::temp_dir().join(format!("rlhf-reward-trunk-{}", std::process::id()));
+    half.save(&dir).unwrap();
+    let mut resumed = RewardTrainer::resume(&dir, config, Device::Cpu).unwrap();
+    assert_eq!(resumed.trunk_training().trunk_lr_scale, 0.5);
+    assert_eq!(resumed.model.head.read, RewardRead::GatedLikelihood);
+    assert!(
+        resumed
+            .set_trunk_training(TrunkTraining::default())
+            .is_err()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,13 +23,18 @@
 //!    `dense-truth` (the truth on every non-eval prompt of the world). Each is evaluated on the
 //!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
 //!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
-//!    same truth (training side), and on correct-vs-wrong claim pairs.
+//!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
+//!    (or `gated-probability`, `gated-centred-likelihood`, `gated-top-margin`)
+//!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
+//!    (`rlhf_reward::read`); `--lm-weight`, `--trunk-lr-scale` and `--detach-likelihood true`
+//!    keep the trunk a language model during reward training (`rlhf_reward::trunk`).
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
 //! ```
 //! Prints one JSON object with every report; BENCHMARKS.md ("rlhf-reward") has the numbers.
 
+mod pair_types;
 mod probe;
 mod readout;
 mod sft;
@@ -46,8 +51,8 @@ use rlhf_data::world::{
 use rlhf_raters::screening::wilson_interval;
 use rlhf_reward::eval::evaluate;
 use rlhf_reward::{
-    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardStageConfig, RewardTrainConfig,
-    RuleColumns, train_reward_model,
+    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardRead, RewardStageConfig,
+    RewardTrainConfig, RuleColumns, TrunkTraining, train_reward_model,
 };
 use rlhf_tensor::Device;
 use rlhf_transformer::Gpt;
@@ -72,6 +77,8 @@ struct Args {
     min_agreement: f64,
     models: Vec<String>,
     baselines_only: bool,
+    read: RewardRead,
+    trunk_training: TrunkTraining,
 }
 
 fn parse_args() -> Result<Args, Box<dyn Error>> {
@@ -99,6 +106,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             .map(String::from)
             .to_vec(),
         baselines_only: false,
+        read: RewardRead::Eos,
+        trunk_training: TrunkTraining::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -130,6 +139,15 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--epochs" => args.epochs = value()?.parse()?,
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
+            "--read" => {
+                let name = value()?;
+                args.read = RewardRead::from_name(&name).ok_or_else(|| {
+                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood or gated-top-margin")
+                })?;
+            }
+            "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
+            "--trunk-lr-scale" => args.trunk_training.trunk_lr_scale = value()?.parse()?,
+            "--detach-likelihood" => args.trunk_training.detach_likelihood = value()?.parse()?,
             "--models" => {
                 args.models = value()?.split(',').map(String::from).collect();
                 if let Some(bad) = args
@@ -302,6 +320,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let test = truth_comparisons(&world, &test_tasks, &world.eval_prompts, &tok, &sequence)?;
     // The same truth on the RL prompts' tasks the labelers ranked: training-side accuracy.
     let train_truth = truth_comparisons(&world, &train_tasks, &world.rl_prompts, &tok, &sequence)?;
+    let by_pair_type = pair_types::pair_type_comparisons(
+        &world,
+        &test_tasks,
+        &world.eval_prompts,
+        &tok,
+        &sequence,
+    )?;
     let likelihood = likelihood_baseline(&sft, &test, tok.pad_id())?;
     eprintln!("SFT likelihood baseline on the truth pairs: {likelihood}");
     // The knowledge test: on answerable eval prompts, the correct claim against a wrong one.
@@ -368,6 +393,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             seed: args.seed,
             ..RewardTrainConfig::default()
         },
+        read: args.read,
+        trunk: args.trunk_training,
         ..RewardStageConfig::default()
     };
     let references: Vec<(Prompt, String)> = world
@@ -405,6 +432,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
         let claim_report = evaluate(&trained.model, &claims, &config.train.objective, 32)?;
         let train_side = evaluate(&trained.model, &train_truth, &config.train.objective, 32)?;
+        let pair_kinds = evaluate(&trained.model, &by_pair_type, &config.train.objective, 32)?;
+        let pair_kinds: serde_json::Map<String, serde_json::Value> = pair_kinds
+            .per_source
+            .iter()
+            .map(|(s, p)| (s.clone(), json!({"pairs": p.pairs, "accuracy": p.accuracy})))
+            .collect();
         let per_slice = |r: &rlhf_reward::eval::EvalReport| {
             r.per_source
                 .iter()
@@ -435,6 +468,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "ground_truth_heldout": truth,
                 "ground_truth_rl_prompts": train_side,
                 "correct_vs_wrong_claims": claim_report,
+                "heldout_by_pair_type": pair_kinds,
                 "train_pairs_per_second": pairs as f64 / seconds,
                 "seconds": seconds,
             }),
@@ -443,6 +477,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
+            "reward_read": args.read.name(),
+            "trunk_training": args.trunk_training,
             "kept_labelers": kept,
             "screening": screening,
             "prompts": prompt_counts,

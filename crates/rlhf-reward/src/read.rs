@@ -1,0 +1,279 @@
+//! How the reward is read from the trunk. The default, and the issue's, is the EOS read; the
+//! gated reads are explicit alternatives that depart from it.
+//!
+//! - [`RewardRead::Eos`]: r = w_0 · h_eos + b_0, the reward head at the last real token
+//!   (InstructGPT, TRL, HF's `GPT2ForSequenceClassification`).
+//! - [`RewardRead::GatedLikelihood`]: the EOS read plus the trunk's own log-likelihood of the
+//!   row, token by token, each token weighted by a learned gate read from the hidden state that
+//!   predicts it:
+//!
+//!   r = w_0 · h_eos + b_0 + sum_{t = 0}^{L-2} (w_g · h_t + b_g) log p(x_{t+1} | x_{<=t}),
+//!
+//!   with log p under the tied LM head (softmax of h_t wte^T, temperature 1).
+//! - [`RewardRead::GatedProbability`]: the same with the token's probability p in place of
+//!   log p: bounded in [0, 1], so a stated value the model expects adds about the gate and an
+//!   unexpected one about nothing, whatever the model's confidence elsewhere.
+//! - [`RewardRead::GatedCentredLikelihood`]: the same with log p(x_{t+1}) + H_t, the token's
+//!   log-likelihood minus its expectation under the model (H_t the entropy of the next-token
+//!   distribution): about 0 for a token the model would say, negative for a surprising one,
+//!   on one scale at confident and uncertain positions alike.
+//! - [`RewardRead::GatedTopMargin`]: the same with log p(x_{t+1}) - max_v log p(v), the
+//!   token's log-probability below the model's own first choice: 0 when the model would have
+//!   said this token, negative otherwise (a subgradient at ties). Its forward takes each
+//!   position's argmax from the logits, chunk by chunk on the host.
+//!
+//! In every gated read the gate is one more scalar head (the last row of `score`, after the
+//! rule heads), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
+//! more label and does not add the sum. The prompt's positions are the same for every response
+//! to one prompt and shift its K rewards alike: only the response's tokens change a
+//! preference. The reads let the reward use what the language model knows as the probability
+//! of a stated value, which a small trunk's EOS hidden state need not hold (BENCHMARKS.md, the
+//! synthetic world, where `GatedTopMargin` did best).
+
+use rlhf_tensor::Tensor;
+use rlhf_transformer::sampling::argmax;
+use rlhf_transformer::{Forward, Gpt, GptParams};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// Where the reward is read (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RewardRead {
+    /// The reward head at the EOS.
+    #[default]
+    Eos,
+    /// The EOS read plus the gated sum of the trunk's token log-likelihoods.
+    GatedLikelihood,
+    /// The EOS read plus the gated sum of the trunk's token probabilities.
+    GatedProbability,
+    /// The EOS read plus the gated sum of log p + entropy (centred log-likelihoods).
+    GatedCentredLikelihood,
+    /// The EOS read plus the gated sum of log p - max log p (margins below the first choice).
+    GatedTopMargin,
+}
+
+impl RewardRead {
+    /// The name used on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RewardRead::Eos => "eos",
+            RewardRead::GatedLikelihood => "gated-likelihood",
+            RewardRead::GatedProbability => "gated-probability",
+            RewardRead::GatedCentredLikelihood => "gated-centred-likelihood",
+            RewardRead::GatedTopMargin => "gated-top-margin",
+        }
+    }
+
+    /// Parses [`RewardRead::name`].
+    pub fn from_name(name: &str) -> Option<RewardRead> {
+        [
+            RewardRead::Eos,
+            RewardRead::GatedLikelihood,
+            RewardRead::GatedProbability,
+            RewardRead::GatedCentredLikelihood,
+            RewardRead::GatedTopMargin,
+        ]
+        .into_iter()
+        .find(|r| r.name() == name)
+    }
+
+    /// Scalar heads the read adds after the reward and rule heads.
+    pub fn extra_heads(self) -> usize {
+        match self {
+            RewardRead::Eos => 0,
+            _ => 1,
+        }
+    }
+
+    /// The gated feature of a token from its log-probability, the position's entropy and the
+    /// log-probability of the position's argmax.
+    fn feature(self, logp: f32, entropy: f32, top_logp: f32) -> f32 {
+        match self {
+            RewardRead::GatedProbability => logp.exp(),
+            RewardRead::GatedCentredLikelihood => logp + entropy,
+            RewardRead::GatedTopMargin => logp - top_logp,
+            _ => logp,
+        }
+    }
+
+    /// d feature / d log p (d feature / d entropy is 1 for the centred read, else 0).
+    fn feature_slope(self, feature: f32) -> f32 {
+        match self {
+            RewardRead::GatedProbability => feature, // d p / d log p = p
+            _ => 1.0,
+        }
+    }
+}
+
+/// The token part of a forward under a gated read, kept for backward.
+#[derive(Debug, Clone)]
+pub struct LikelihoodTerms {
+    /// The next token x_{t+1} at each position, the row's own token where unused. (B T)
+    pub next: Vec<u32>,
+    /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
+    pub logp: Vec<f32>,
+    /// The gated feature: log p, p or log p + entropy as the read says; 0 where unused. (B T)
+    pub feature: Vec<f32>,
+    /// The read the terms were made for.
+    pub read: RewardRead,
+    /// The argmax token at each position under [`RewardRead::GatedTopMargin`] (else empty).
+    /// (B T)
+    pub top: Vec<u32>,
+    /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
+    pub gate: Vec<f32>,
+    /// Each row's sum of gate x log p. (B)
+    pub sums: Vec<f32>,
+}
+
+/// The gated token sum of each row under `read`: `lens` real tokens per row (right padded to
+/// the forward's T), the gate in the last column of the scalars (B, T, K), K = 1 + R + 1.
+pub(crate) fn likelihood_forward(
+    read: RewardRead,
+    gpt: &Gpt,
+    trunk: &Forward,
+    lens: &[usize],
+    scalars: &[f32],
+) -> Result<LikelihoodTerms> {
+    let input = trunk.input();
+    let t = input.seq_len;
+    let k = scalars.len() / (input.batch * t).max(1);
+    let gate_col = k - 1;
+    let used = |b: usize, pos: usize| pos + 1 < lens[b];
+    let mut next = input.tokens.clone(); // (B T)
+    for (b, _) in lens.iter().enumerate() {
+        for pos in 0..t {
+            if used(b, pos) {
+                next[b * t + pos] = input.tokens[b * t + pos + 1];
+            }
+        }
+    }
+    let out = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?;
+    let (mut logp, entropy) = (out.logp, out.entropy);
+    let (top, top_logp) = if read == RewardRead::GatedTopMargin {
+        let top = argmax_tokens(gpt, &trunk.hidden)?;
+        let top_logp = gpt.token_logprobs(&trunk.hidden, &top, 1.0)?.logp;
+        (top, top_logp)
+    } else {
+        (Vec::new(), vec![0.0; logp.len()])
+    };
+    let mut gate = vec![0.0f32; input.batch * t];
+    let mut feature = vec![0.0f32; input.batch * t];
+    let mut sums = vec![0.0f32; input.batch];
+    for (b, sum) in sums.iter_mut().enumerate() {
+        for pos in 0..t {
+            let i = b * t + pos;
+            if used(b, pos) {
+                gate[i] = scalars[i * k + gate_col];
+                feature[i] = read.feature(logp[i], entropy[i], top_logp[i]);
+                *sum += gate[i] * feature[i];
+            } else {
+                logp[i] = 0.0;
+            }
+        }
+    }
+    Ok(LikelihoodTerms {
+        next,
+        logp,
+        feature,
+        read,
+        top,
+        gate,
+        sums,
+    })
+}
+
+/// Backward of the sums from d loss / d reward (B): adds d / d gate into the last column (the
+/// gate's) of `dscalars` (B, T, K); with `through_logp`, also backpropagates through the token
+/// log-probabilities: the LM head's gradient into `grads.wte`, and the hidden states' gradient
+/// (B, T, C) returned (None without; the log-probabilities are then fixed features).
+pub(crate) fn likelihood_backward(
+    gpt: &Gpt,
+    trunk: &Forward,
+    terms: &LikelihoodTerms,
+    d_rewards: &[f32],
+    dscalars: &mut [f32],
+    through_logp: bool,
+    grads: &mut GptParams,
+) -> Result<Option<Tensor>> {
+    let t = trunk.input().seq_len;
+    let k = dscalars.len() / terms.logp.len().max(1);
+    let gate_col = k - 1;
+    let mut d_logp = vec![0.0f32; terms.logp.len()];
+    let mut d_entropy = vec![0.0f32; terms.logp.len()];
+    for (b, &dr) in d_rewards.iter().enumerate() {
+        for pos in 0..t {
+            let i = b * t + pos;
+            // Unused positions hold feature = gate = 0, so both gradients vanish there.
+            dscalars[i * k + gate_col] += dr * terms.feature[i];
+            let d_feature = dr * terms.gate[i];
+            d_logp[i] = d_feature * terms.read.feature_slope(terms.feature[i]);
+            d_entropy[i] = d_feature;
+        }
+    }
+    if !through_logp {
+        return Ok(None);
+    }
+    let centred = terms.read == RewardRead::GatedCentredLikelihood;
+    let d_entropy = centred.then_some(&d_entropy[..]);
+    let hidden = &trunk.hidden;
+    let mut dh =
+        gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?;
+    if terms.read == RewardRead::GatedTopMargin {
+        // - d log p(argmax): with the term above, d logits = d (e_x - e_argmax).
+        let d_top: Vec<f32> = d_logp.iter().map(|d| -d).collect();
+        let top = &terms.top;
+        dh.add_assign(&gpt.token_logprobs_backward(
+            hidden,
+            top,
+            1.0,
+            Some(&d_top),
+            None,
+            grads,
+        )?)?;
+    }
+    Ok(Some(dh))
+}
+
+/// Logits per chunk when looking for each position's argmax: about 4 M floats at a time.
+const ARGMAX_CHUNK_FLOATS: usize = 1 << 22;
+
+/// The argmax token of the LM head at every position of `hidden` (B, T, C), (B T), from the
+/// logits made chunk by chunk and read on the host.
+fn argmax_tokens(gpt: &Gpt, hidden: &Tensor) -> Result<Vec<u32>> {
+    let c = gpt.config.n_embd;
+    let v = gpt.config.vocab_size;
+    let rows = hidden.numel() / c;
+    let flat = hidden.clone().reshape([rows, c])?; // (B T, C)
+    let step = (ARGMAX_CHUNK_FLOATS / v.max(1)).max(1);
+    let mut top = Vec::with_capacity(rows);
+    for r0 in (0..rows).step_by(step) {
+        let r1 = (r0 + step).min(rows);
+        let logits = gpt.logits(&flat.rows(r0, r1)?)?.try_to_vec_f32()?; // (rows, V)
+        top.extend(logits.chunks(v).map(|z| argmax(z) as u32));
+    }
+    Ok(top)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_serde_uses_them() {
+        for read in [
+            RewardRead::Eos,
+            RewardRead::GatedLikelihood,
+            RewardRead::GatedProbability,
+            RewardRead::GatedCentredLikelihood,
+            RewardRead::GatedTopMargin,
+        ] {
+            assert_eq!(RewardRead::from_name(read.name()), Some(read));
+            let json = serde_json::to_string(&read).unwrap();
+            assert_eq!(json, format!("\"{}\"", read.name()));
+        }
+        assert_eq!(RewardRead::from_name("mean"), None);
+        assert_eq!(RewardRead::GatedLikelihood.extra_heads(), 1);
+    }
+}
