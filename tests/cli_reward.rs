@@ -220,3 +220,81 @@ fn bad_inputs_are_clear_errors() {
     assert!(err.contains("reward_config.json"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn gated_read_with_lm_loss_and_slow_trunk_trains_and_scores() {
+    let (dir, sft, kway, hh) = setup("gated");
+    let out = dir.join("rm");
+    let report = success_json(&rlhf(&[
+        "reward",
+        "train",
+        "--init",
+        s(&sft),
+        "--out",
+        s(&out),
+        "--data",
+        s(&kway),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--read",
+        "gated-top-margin",
+        "--lm-weight",
+        "1",
+        "--trunk-lr-scale",
+        "0.1",
+    ]));
+    assert!(
+        report["final_train_loss"]
+            .as_f64()
+            .is_some_and(f64::is_finite),
+        "{report}"
+    );
+    // The read is saved with the model, so scoring (and PPO) read the reward the same way.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reward_config.json")).unwrap()).unwrap();
+    assert_eq!(config["read"], "gated-top-margin", "{config}");
+    let scored = success_json(&rlhf(&[
+        "reward",
+        "score",
+        "--model",
+        s(&out),
+        "--data",
+        s(&hh),
+    ]));
+    assert!(
+        scored["report"]["overall"]["accuracy"].as_f64().is_some(),
+        "{scored}"
+    );
+    // An unknown read names the accepted ones; a resumed run cannot change its read.
+    let err = failure_stderr(&rlhf(&[
+        "reward",
+        "train",
+        "--init",
+        s(&sft),
+        "--out",
+        s(&out),
+        "--data",
+        s(&kway),
+        "--read",
+        "mean",
+    ]));
+    assert!(err.contains("gated-top-margin"), "{err}");
+    let err = failure_stderr(&rlhf(&[
+        "reward",
+        "train",
+        "--resume",
+        s(&out),
+        "--out",
+        s(&out),
+        "--data",
+        s(&kway),
+        "--read",
+        "gated-likelihood",
+    ]));
+    assert!(err.contains("--read") && err.contains("--resume"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

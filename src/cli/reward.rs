@@ -18,8 +18,8 @@ use rlhf_reward::eval::evaluate;
 use rlhf_reward::normalise::normalise;
 use rlhf_reward::{
     Comparison, NormaliseConfig, ObjectiveConfig, PreferenceBuilder, PreferenceData,
-    PreferenceLoss, RewardEvent, RewardModel, RewardTrainConfig, RewardTrainer, RuleColumns,
-    SequenceConfig,
+    PreferenceLoss, RewardEvent, RewardModel, RewardRead, RewardTrainConfig, RewardTrainer,
+    RuleColumns, SequenceConfig, TrunkTraining,
 };
 use rlhf_tensor::optim::AdamWConfig;
 use rlhf_tensor::{Device, Rng};
@@ -38,7 +38,7 @@ pub struct RewardArgs {
 #[derive(Debug, Subcommand)]
 enum RewardCommand {
     /// Train a reward model from an SFT checkpoint on preference data.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Score labelled preference data with a reward model: accuracy, loss, ECE, per source/K.
     Score(ScoreArgs),
 }
@@ -125,9 +125,32 @@ struct TrainArgs {
     /// Leave the reward head as trained.
     #[arg(long, conflicts_with_all = ["reference", "target_std"])]
     no_normalise: bool,
+    /// Where the reward is read: eos (the head at the last token, InstructGPT's), or the EOS plus
+    /// a learned gate over the trunk's own token likelihoods: gated-likelihood,
+    /// gated-probability, gated-centred-likelihood, gated-top-margin (rlhf_reward::read).
+    #[arg(long, default_value = "eos", value_parser = parse_read, conflicts_with = "resume")]
+    read: RewardRead,
+    /// Weight of an auxiliary next-token loss on the best responses (keeps the trunk's
+    /// knowledge; 0 = off).
+    #[arg(long, default_value_t = 0.0, conflicts_with = "resume")]
+    lm_weight: f64,
+    /// The trunk's learning rate as a fraction of --lr (the heads take --lr; 0 freezes it). A
+    /// resumed run keeps the read and trunk settings it started with.
+    #[arg(long, default_value_t = 1.0, conflicts_with = "resume")]
+    trunk_lr_scale: f32,
     /// Where the model runs: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+}
+
+/// `--read`: one of [`RewardRead`]'s names.
+fn parse_read(name: &str) -> Result<RewardRead, String> {
+    RewardRead::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown read {name:?}, expected eos, gated-likelihood, gated-probability, \
+             gated-centred-likelihood or gated-top-margin"
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -156,7 +179,7 @@ struct ScoreArgs {
 /// Runs `rlhf reward ...`.
 pub fn execute(args: RewardArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        RewardCommand::Train(args) => train(args),
+        RewardCommand::Train(args) => train(*args),
         RewardCommand::Score(args) => score(args),
     }
 }
@@ -325,8 +348,15 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let mut trainer = match (model, &args.resume) {
         (Some(gpt), _) => {
             let mut rng = Rng::new(args.seed).fork(1);
-            let model = RewardModel::from_sft(gpt, data.rules.clone(), sequence.clone(), &mut rng)?;
-            RewardTrainer::new(model, config)?
+            let model = RewardModel::from_sft(gpt, data.rules.clone(), sequence.clone(), &mut rng)?
+                .with_read(args.read)?;
+            let mut trainer = RewardTrainer::new(model, config)?;
+            trainer.set_trunk_training(TrunkTraining {
+                lm_weight: args.lm_weight,
+                trunk_lr_scale: args.trunk_lr_scale,
+                ..TrunkTraining::default()
+            })?;
+            trainer
         }
         (None, Some(dir)) => RewardTrainer::resume(dir, config, device)
             .with_context(|| format!("resuming from {}", dir.display()))?,
