@@ -445,3 +445,36 @@ fn killed_mid_pretraining_and_resumed_ends_as_an_uninterrupted_run() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn micro_run_with_a_gated_reward_read() {
+    // The reward stage's read and trunk options reach the reward model, and PPO and the
+    // evaluation run against the gated reward it saves.
+    let dir = temp_dir("micro-gated");
+    let cfg = dir.with_extension("toml");
+    std::fs::write(
+        &cfg,
+        "[reward_model]\nread = \"gated-top-margin\"\nlm_weight = 1.0\ntrunk_lr_scale = 0.1\n",
+    )
+    .unwrap();
+    let out = rlhf(&[
+        "run",
+        "--preset",
+        "micro",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let saved = text(&read(
+        &dir.join("models").join("rm").join("reward_config.json"),
+    ));
+    assert!(saved.contains("gated-top-margin"), "{saved}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["policies"]["ppo"]["total"].is_number(), "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&cfg);
+}

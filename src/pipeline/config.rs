@@ -163,7 +163,7 @@ pub struct RatersSection {
     pub elo_k: f64,
 }
 
-/// `[reward_model]`: read by stage 6 once it is wired in.
+/// `[reward_model]`: read by stage 6.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RewardModelSection {
@@ -179,6 +179,17 @@ pub struct RewardModelSection {
     pub rule_loss_weight: f32,
     /// Share of prompts held out for validation accuracy.
     pub val_fraction: f64,
+    /// Where the reward is read: `eos` (the head at the last token), or the EOS plus a learned
+    /// gate over the trunk's token likelihoods: `gated-likelihood`, `gated-probability`,
+    /// `gated-centred-likelihood`, `gated-top-margin` (`rlhf_reward::read`).
+    #[serde(default = "default_read")]
+    pub read: String,
+    /// Weight of an auxiliary next-token loss on the best responses (0 = off).
+    #[serde(default)]
+    pub lm_weight: f64,
+    /// The trunk's learning rate as a fraction of `lr` (1 = the same, 0 = frozen).
+    #[serde(default = "default_trunk_lr_scale")]
+    pub trunk_lr_scale: f32,
 }
 
 /// `[ppo]`: read by stage 7 once it is wired in (TRL names).
@@ -435,6 +446,18 @@ impl RunConfig {
             f64::from(rm.rule_loss_weight),
         )?;
         unit_open("reward_model.val_fraction", rm.val_fraction)?;
+        if rlhf_reward::RewardRead::from_name(&rm.read).is_none() {
+            return Err(PipelineError::config(
+                "reward_model.read",
+                format!(
+                    "`{}`, expected one of eos, gated-likelihood, gated-probability, \
+                     gated-centred-likelihood, gated-top-margin",
+                    rm.read
+                ),
+            ));
+        }
+        non_negative("reward_model.lm_weight", rm.lm_weight)?;
+        non_negative("reward_model.trunk_lr_scale", f64::from(rm.trunk_lr_scale))?;
         let p = &self.ppo;
         positive("ppo.batch_size", p.batch_size)?;
         positive("ppo.num_ppo_epochs", p.num_ppo_epochs)?;
@@ -592,6 +615,14 @@ fn unit_open(field: &str, value: f64) -> Result<()> {
     Ok(())
 }
 
+fn default_read() -> String {
+    "eos".into()
+}
+
+fn default_trunk_lr_scale() -> f32 {
+    1.0
+}
+
 fn default_device() -> String {
     "cpu".into()
 }
@@ -669,6 +700,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fabricate_rate"), "{err}");
+        let err = parse("[reward_model]\nread = \"mean\"\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("reward_model.read") && err.contains("gated-top-margin"),
+            "{err}"
+        );
+        let err = parse("[reward_model]\ntrunk_lr_scale = -0.5\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reward_model.trunk_lr_scale"), "{err}");
+        let config = parse(
+            "[reward_model]\nread = \"gated-top-margin\"\nlm_weight = 2.0\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(config.reward_model.read, "gated-top-margin");
+        assert_eq!(config.reward_model.trunk_lr_scale, 1.0);
         let err = parse("pretrain = 3\n", "t.toml").unwrap_err().to_string();
         assert!(err.contains("pretrain") && err.contains("table"), "{err}");
     }

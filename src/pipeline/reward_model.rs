@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use rlhf_data::world::{LabelTask, LabelerKind, World};
 use rlhf_reward::eval::{EvalReport, evaluate};
 use rlhf_reward::{
-    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardEvent, RewardModel,
-    RewardStageConfig, RewardTrainConfig, RuleColumns, SequenceConfig, train_reward_model,
+    ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardEvent, RewardModel, RewardRead,
+    RewardStageConfig, RewardTrainConfig, RuleColumns, SequenceConfig, TrunkTraining,
+    train_reward_model,
 };
 use rlhf_transformer::Gpt;
 
@@ -70,6 +71,21 @@ pub fn stage_config(ctx: &RunContext) -> Result<RewardStageConfig> {
         },
         rules: section.rule_loss_weight > 0.0,
         validation_fraction: section.val_fraction,
+        read: RewardRead::from_name(&section.read).ok_or_else(|| {
+            PipelineError::config(
+                "reward_model.read",
+                format!(
+                    "`{}`: expected eos, gated-likelihood, gated-probability, \
+                     gated-centred-likelihood or gated-top-margin",
+                    section.read
+                ),
+            )
+        })?,
+        trunk: TrunkTraining {
+            lm_weight: section.lm_weight,
+            trunk_lr_scale: section.trunk_lr_scale,
+            ..TrunkTraining::default()
+        },
         ..RewardStageConfig::default()
     })
 }
