@@ -25,6 +25,27 @@ pub struct MicroLoss {
     pub total: f64,
 }
 
+impl MicroLoss {
+    /// The losses with their total policy + vf_coef value + entropy_loss (entropy_loss =
+    /// -entropy_coef entropy_mean).
+    pub(crate) fn new(
+        policy: PolicyLoss<f32>,
+        value: ValueLoss<f32>,
+        entropy_mean: f32,
+        entropy_loss: f32,
+        vf_coef: f64,
+    ) -> MicroLoss {
+        let total =
+            f64::from(policy.loss) + vf_coef * f64::from(value.loss) + f64::from(entropy_loss);
+        MicroLoss {
+            policy,
+            value,
+            entropy_mean,
+            total,
+        }
+    }
+}
+
 /// Gradient buffers of the models being trained.
 pub struct Grads<'a> {
     /// The policy's (with the value head when the critic is shared).
@@ -117,13 +138,7 @@ pub fn ppo_micro_batch(
         &dscalars,
         grads,
     )?;
-    let total = f64::from(pl.loss) + config.vf_coef * f64::from(vl.loss) + f64::from(ent.loss);
-    Ok(MicroLoss {
-        entropy_mean: ent.mean,
-        policy: pl,
-        value: vl,
-        total,
-    })
+    Ok(MicroLoss::new(pl, vl, ent.mean, ent.loss, config.vf_coef))
 }
 
 /// The policy's and critic's backward from dhidden (b, T, C) and the value head's gradient

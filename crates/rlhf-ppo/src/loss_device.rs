@@ -101,13 +101,11 @@ pub fn ppo_micro_batch_on_device(
     )?;
 
     let entropy_loss = -coef * entropy_mean;
-    let total = f64::from(pl.stats.loss)
-        + config.vf_coef * f64::from(vl.stats.loss)
-        + f64::from(entropy_loss);
-    Ok(MicroLoss {
+    Ok(MicroLoss::new(
+        pl.stats,
+        vl.stats,
         entropy_mean,
-        policy: pl.stats,
-        value: vl.stats,
-        total,
-    })
+        entropy_loss,
+        config.vf_coef,
+    ))
 }

@@ -191,10 +191,13 @@ pub fn matmul_backward(
     has_bias: bool,
     spec: MatmulSpec,
 ) -> Result<MatmulGrads> {
-    let plan = Plan::new("matmul_backward", a, b, spec)?;
-    dout.shape()
-        .expect_same("matmul_backward (dout vs output)", &plan.out_shape)?;
-    check_same_device("matmul_backward", dout, a)?;
+    let plan = backward_plan(
+        ("matmul_backward", "matmul_backward (dout vs output)"),
+        dout,
+        a,
+        b,
+        spec,
+    )?;
     if a.is_cuda() {
         return cuda::backward(&plan, spec, dout, a, b, has_bias);
     }
@@ -234,12 +237,16 @@ pub fn matmul_backward_accumulate(
     db_sum: &mut Tensor,
     dbias_sum: Option<&mut Tensor>,
 ) -> Result<Tensor> {
-    let plan = Plan::new("matmul_backward_accumulate", a, b, spec)?;
-    dout.shape().expect_same(
-        "matmul_backward_accumulate (dout vs output)",
-        &plan.out_shape,
+    let plan = backward_plan(
+        (
+            "matmul_backward_accumulate",
+            "matmul_backward_accumulate (dout vs output)",
+        ),
+        dout,
+        a,
+        b,
+        spec,
     )?;
-    check_same_device("matmul_backward_accumulate", dout, a)?;
     db_sum
         .shape()
         .expect_same("matmul_backward_accumulate (gradient sum vs b)", b.shape())?;
@@ -275,6 +282,21 @@ pub fn matmul_backward_accumulate(
         crate::ops::elementwise::cpu::add_assign(sum.as_f32_slice_mut()?, &dbias);
     }
     Ok(da)
+}
+
+/// The plan of a backward, with `dout` checked against the output's shape and `a`'s device;
+/// `op` names the op, and the op in the shape check's error.
+fn backward_plan(
+    (op, dout_check): (&'static str, &'static str),
+    dout: &Tensor,
+    a: &Tensor,
+    b: &Tensor,
+    spec: MatmulSpec,
+) -> Result<Plan> {
+    let plan = Plan::new(op, a, b, spec)?;
+    dout.shape().expect_same(dout_check, &plan.out_shape)?;
+    check_same_device(op, dout, a)?;
+    Ok(plan)
 }
 
 /// The forward product on slices (generic, so gradient checks can run it in f64).
