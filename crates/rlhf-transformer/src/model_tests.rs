@@ -261,3 +261,53 @@ fn device_and_dtype_copies_keep_every_tensor_in_place() {
     let err = model.to_device(far).unwrap_err().to_string();
     assert!(err.contains(&far.to_string()), "{err}");
 }
+
+/// The LM loss on the scored rows only (gathered, then scattered back) equals the head run on
+/// every row: the same loss, per-position losses, head gradient and hidden gradient, with a
+/// response-only mask that leaves whole stretches (and the padding) unscored.
+#[test]
+fn lm_loss_on_scored_rows_equals_the_head_on_every_row() {
+    use rlhf_tensor::ops::cross_entropy::{IGNORE_INDEX, cross_entropy};
+    let model = tiny_model(0);
+    let input = padded_input();
+    let mask = [
+        false, false, true, true, true, // first sequence: loss on its last three tokens
+        false, false, true, false, false, // second: one token, then padding
+    ];
+    let targets = next_token_targets(&input, Some(&mask)).unwrap();
+    assert!(targets.iter().filter(|&&t| t != IGNORE_INDEX).count() < targets.len());
+    let fwd = model.forward(&input).unwrap();
+    let mut grads = model.params.zeros_like().unwrap();
+    let out = model
+        .lm_loss(&fwd.hidden, &targets, Some(&mut grads))
+        .unwrap();
+
+    let rows = targets.len();
+    let c = model.config.n_embd;
+    let flat = fwd.hidden.clone().reshape([rows, c]).unwrap();
+    let ce = cross_entropy(&model.logits(&flat).unwrap(), &targets, IGNORE_INDEX).unwrap();
+    let mut want_grads = model.params.zeros_like().unwrap();
+    let want_dh = model
+        .logits_backward(&ce.dlogits, &flat, &mut want_grads)
+        .unwrap();
+    let want_losses = ce.losses.to_vec_f32();
+    let want_loss = want_losses.iter().sum::<f32>() / out.count as f32;
+    assert_eq!(out.count, 3 + 1);
+    assert!(
+        (out.loss - want_loss).abs() < 1e-5,
+        "{} vs {want_loss}",
+        out.loss
+    );
+    let close = |name: &str, a: Vec<f32>, b: Vec<f32>| {
+        let a: Vec<f64> = a.into_iter().map(f64::from).collect();
+        let b: Vec<f64> = b.into_iter().map(f64::from).collect();
+        assert_close(name, &a, &b, 1e-5, 1e-6);
+    };
+    close("losses", out.losses.clone(), want_losses);
+    close("wte", grads.wte.to_vec_f32(), want_grads.wte.to_vec_f32());
+    close(
+        "dhidden",
+        out.dhidden.unwrap().to_vec_f32(),
+        want_dh.to_vec_f32(),
+    );
+}
