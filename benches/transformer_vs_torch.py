@@ -14,7 +14,8 @@ Run by hand (not in CI):
     python3 -m venv ~/.cache/venv-torch && ~/.cache/venv-torch/bin/pip install torch transformers
     cargo build --release -p rlhf-transformer --example bench_lm
     RAYON_NUM_THREADS=2 ~/.cache/venv-torch/bin/python benches/transformer_vs_torch.py [--threads 2] [--quick]
-        [--tiny-iters 20] [--small-iters 5] [--rounds 3]
+        [--tiny-iters 20] [--small-iters 5] [--rounds 3] [--only small-step]
+    (--only: one row, by key: tiny-step, tiny-generate, small-step, small-generate, curve)
 """
 import argparse
 import json
@@ -110,7 +111,10 @@ def main():
     p.add_argument("--tiny-iters", type=int, default=20, help="timed iterations, tiny config")
     p.add_argument("--small-iters", type=int, default=5, help="timed iterations, GPT-2 small")
     p.add_argument("--rounds", type=int, default=3, help="alternating ours/PyTorch rounds per row")
+    p.add_argument("--only", choices=["tiny-step", "tiny-generate", "small-step", "small-generate", "curve"],
+                   help="measure this row only")
     a = p.parse_args()
+    wanted = lambda key: a.only is None or a.only == key
     torch.set_num_threads(a.threads)
     it = 3 if a.quick else a.tiny_iters
     small = a.small_iters
@@ -119,21 +123,25 @@ def main():
     print(f"torch {torch.__version__}, {a.threads} threads; ratio: median of {rounds} alternating rounds")
     print("| measurement | rlhf tokens/s | PyTorch tokens/s | ratio (each round) |")
     print("|---|---|---|---|")
-    row("train step, tiny (L4 H4 C128 V512, B16 T128)", rounds,
-        lambda: ours("step", TINY, 16, 128, it, threads=th), lambda: torch_step(TINY, 16, 128, it))
-    row("generate, tiny (16 prompts, 56 new)", rounds,
-        lambda: ours("generate", TINY, 16, 56, it, threads=th),
-        lambda: torch_generate(TINY, 16, 56, it))
-    if not a.quick:
+    if wanted("tiny-step"):
+        row("train step, tiny (L4 H4 C128 V512, B16 T128)", rounds,
+            lambda: ours("step", TINY, 16, 128, it, threads=th), lambda: torch_step(TINY, 16, 128, it))
+    if wanted("tiny-generate"):
+        row("generate, tiny (16 prompts, 56 new)", rounds,
+            lambda: ours("generate", TINY, 16, 56, it, threads=th),
+            lambda: torch_generate(TINY, 16, 56, it))
+    if not a.quick and wanted("small-step"):
         row("train step, GPT-2 small (B4 T64)", rounds,
             lambda: ours("step", SMALL, 4, 64, small, threads=th),
             lambda: torch_step(SMALL, 4, 64, small))
+    if not a.quick and wanted("small-generate"):
         row("generate, GPT-2 small (16 prompts, 56 new)", rounds,
             lambda: ours("generate", SMALL, 16, 56, small, threads=th),
             lambda: torch_generate(SMALL, 16, 56, small))
-    curve = ours("decode-curve", TINY, 16, threads=th)
-    print("ours, tiny, B16: seconds per decode step at context length:",
-          json.dumps(curve["seconds_per_step_at_length"]))
+    if wanted("curve"):
+        curve = ours("decode-curve", TINY, 16, threads=th)
+        print("ours, tiny, B16: seconds per decode step at context length:",
+              json.dumps(curve["seconds_per_step_at_length"]))
 
 
 if __name__ == "__main__":
