@@ -21,6 +21,15 @@
 //!   token's log-probability below the model's own first choice: 0 when the model would have
 //!   said this token, negative otherwise (a subgradient at ties). Its forward takes each
 //!   position's argmax from the logits, chunk by chunk on the host.
+//! - [`RewardRead::GatedTopChoice`]: the same with a step, 0 when the stated token is the
+//!   trunk's argmax and -1 otherwise: every departure from the model's first choice costs the
+//!   same, however much probability the stated token has. The step has no gradient into the
+//!   trunk (d f / d log p = 0); the gate still learns.
+//! - [`RewardRead::GatedTopRatio`]: the same with p(x_{t+1}) / max_v p(v) - 1 =
+//!   exp(margin) - 1, in (-1, 0]: the top margin saturated, so a token far below the first
+//!   choice costs about the gate whatever its log-probability, and one near it about nothing.
+//!   Smooth: d f / d margin = exp(margin), through log p(x_{t+1}) and log p(argmax) as the top
+//!   margin's backward goes.
 //!
 //! In every gated read the gate is one more scalar head (the last row of `score`, after the
 //! rule heads), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
@@ -52,6 +61,10 @@ pub enum RewardRead {
     GatedCentredLikelihood,
     /// The EOS read plus the gated sum of log p - max log p (margins below the first choice).
     GatedTopMargin,
+    /// The EOS read plus the gated sum of steps: 0 at the first choice, -1 elsewhere.
+    GatedTopChoice,
+    /// The EOS read plus the gated sum of p / max p - 1 (saturated margins).
+    GatedTopRatio,
 }
 
 impl RewardRead {
@@ -63,20 +76,33 @@ impl RewardRead {
             RewardRead::GatedProbability => "gated-probability",
             RewardRead::GatedCentredLikelihood => "gated-centred-likelihood",
             RewardRead::GatedTopMargin => "gated-top-margin",
+            RewardRead::GatedTopChoice => "gated-top-choice",
+            RewardRead::GatedTopRatio => "gated-top-ratio",
         }
     }
 
+    /// Every read, the default first.
+    pub const ALL: [RewardRead; 7] = [
+        RewardRead::Eos,
+        RewardRead::GatedLikelihood,
+        RewardRead::GatedProbability,
+        RewardRead::GatedCentredLikelihood,
+        RewardRead::GatedTopMargin,
+        RewardRead::GatedTopChoice,
+        RewardRead::GatedTopRatio,
+    ];
+
     /// Parses [`RewardRead::name`].
     pub fn from_name(name: &str) -> Option<RewardRead> {
-        [
-            RewardRead::Eos,
-            RewardRead::GatedLikelihood,
-            RewardRead::GatedProbability,
-            RewardRead::GatedCentredLikelihood,
-            RewardRead::GatedTopMargin,
-        ]
-        .into_iter()
-        .find(|r| r.name() == name)
+        RewardRead::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Whether the read's feature needs each position's argmax token.
+    fn needs_top(self) -> bool {
+        matches!(
+            self,
+            RewardRead::GatedTopMargin | RewardRead::GatedTopChoice | RewardRead::GatedTopRatio
+        )
     }
 
     /// Scalar heads the read adds after the reward and rule heads.
@@ -87,21 +113,33 @@ impl RewardRead {
         }
     }
 
-    /// The gated feature of a token from its log-probability, the position's entropy and the
-    /// log-probability of the position's argmax.
-    fn feature(self, logp: f32, entropy: f32, top_logp: f32) -> f32 {
+    /// The gated feature of a token from its log-probability, the position's entropy, the
+    /// log-probability of the position's argmax and whether the token is that argmax.
+    fn feature(self, logp: f32, entropy: f32, top_logp: f32, is_top: bool) -> f32 {
         match self {
             RewardRead::GatedProbability => logp.exp(),
             RewardRead::GatedCentredLikelihood => logp + entropy,
             RewardRead::GatedTopMargin => logp - top_logp,
+            RewardRead::GatedTopChoice => {
+                if is_top {
+                    0.0
+                } else {
+                    -1.0
+                }
+            }
+            // exp(margin) - 1, written with exp_m1 so a near-top token keeps its precision.
+            RewardRead::GatedTopRatio => (logp - top_logp).exp_m1(),
             _ => logp,
         }
     }
 
-    /// d feature / d log p (d feature / d entropy is 1 for the centred read, else 0).
+    /// d feature / d log p (d feature / d entropy is 1 for the centred read, else 0; the top
+    /// reads' d feature / d log p(argmax) is minus this).
     fn feature_slope(self, feature: f32) -> f32 {
         match self {
             RewardRead::GatedProbability => feature, // d p / d log p = p
+            RewardRead::GatedTopChoice => 0.0,       // a step
+            RewardRead::GatedTopRatio => feature + 1.0, // d exp(m) / d m = exp(m)
             _ => 1.0,
         }
     }
@@ -114,12 +152,13 @@ pub struct LikelihoodTerms {
     pub next: Vec<u32>,
     /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
     pub logp: Vec<f32>,
-    /// The gated feature: log p, p or log p + entropy as the read says; 0 where unused. (B T)
+    /// The gated feature as the read says (log p, p, log p + entropy, a margin, a step or a
+    /// ratio); 0 where unused. (B T)
     pub feature: Vec<f32>,
     /// The read the terms were made for.
     pub read: RewardRead,
-    /// The argmax token at each position under [`RewardRead::GatedTopMargin`] (else empty).
-    /// (B T)
+    /// The argmax token at each position under the top reads (margin, choice, ratio; else
+    /// empty). (B T)
     pub top: Vec<u32>,
     /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
     pub gate: Vec<f32>,
@@ -151,7 +190,7 @@ pub(crate) fn likelihood_forward(
     }
     let out = gpt.token_logprobs(&trunk.hidden, &next, 1.0)?;
     let (mut logp, entropy) = (out.logp, out.entropy);
-    let (top, top_logp) = if read == RewardRead::GatedTopMargin {
+    let (top, top_logp) = if read.needs_top() {
         let top = argmax_tokens(gpt, &trunk.hidden)?;
         let top_logp = gpt.token_logprobs(&trunk.hidden, &top, 1.0)?.logp;
         (top, top_logp)
@@ -166,7 +205,8 @@ pub(crate) fn likelihood_forward(
             let i = b * t + pos;
             if used(b, pos) {
                 gate[i] = scalars[i * k + gate_col];
-                feature[i] = read.feature(logp[i], entropy[i], top_logp[i]);
+                let is_top = top.get(i) == Some(&next[i]);
+                feature[i] = read.feature(logp[i], entropy[i], top_logp[i], is_top);
                 *sum += gate[i] * feature[i];
             } else {
                 logp[i] = 0.0;
@@ -212,7 +252,8 @@ pub(crate) fn likelihood_backward(
             d_entropy[i] = d_feature;
         }
     }
-    if !through_logp {
+    // The step read's feature is flat in the log-probabilities: no path into the trunk.
+    if !through_logp || terms.read == RewardRead::GatedTopChoice {
         return Ok(None);
     }
     let centred = terms.read == RewardRead::GatedCentredLikelihood;
@@ -220,8 +261,9 @@ pub(crate) fn likelihood_backward(
     let hidden = &trunk.hidden;
     let mut dh =
         gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?;
-    if terms.read == RewardRead::GatedTopMargin {
-        // - d log p(argmax): with the term above, d logits = d (e_x - e_argmax).
+    if terms.read.needs_top() {
+        // - d log p(argmax) (margin and ratio): with the term above, d logits = d (e_x -
+        // e_argmax) times the slope.
         let d_top: Vec<f32> = d_logp.iter().map(|d| -d).collect();
         let top = &terms.top;
         dh.add_assign(&gpt.token_logprobs_backward(
@@ -262,13 +304,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_serde_uses_them() {
-        for read in [
-            RewardRead::Eos,
-            RewardRead::GatedLikelihood,
-            RewardRead::GatedProbability,
-            RewardRead::GatedCentredLikelihood,
-            RewardRead::GatedTopMargin,
-        ] {
+        for read in RewardRead::ALL {
             assert_eq!(RewardRead::from_name(read.name()), Some(read));
             let json = serde_json::to_string(&read).unwrap();
             assert_eq!(json, format!("\"{}\"", read.name()));
