@@ -33,7 +33,8 @@
 //!    order; the world, its labels and the test stay `--seed`'s). `--ensemble M` trains M
 //!    models per label set (seeds RM seed .. RM seed + M - 1) and also reports the ensembles
 //!    of the first 2..=M (the mean of their rewards, each normalised to mean 0, std 1 on the
-//!    reference responses; `rlhf_reward::ensemble`).
+//!    reference responses; `rlhf_reward::ensemble`). `--read a,b` gives member i read i mod 2
+//!    (an ensemble over reads as well as seeds).
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
@@ -88,7 +89,8 @@ struct Args {
     min_agreement: f64,
     models: Vec<String>,
     baselines_only: bool,
-    read: RewardRead,
+    /// The reads, member i of an ensemble taking read i mod their number.
+    reads: Vec<RewardRead>,
     trunk_training: TrunkTraining,
 }
 
@@ -119,7 +121,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             .map(String::from)
             .to_vec(),
         baselines_only: false,
-        read: RewardRead::Eos,
+        reads: vec![RewardRead::Eos],
         trunk_training: TrunkTraining::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -160,10 +162,14 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
             "--read" => {
-                let name = value()?;
-                args.read = RewardRead::from_name(&name).ok_or_else(|| {
-                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood, gated-top-margin, gated-top-choice or gated-top-ratio")
-                })?;
+                args.reads = value()?
+                    .split(',')
+                    .map(|name| {
+                        RewardRead::from_name(name).ok_or_else(|| {
+                            format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood, gated-top-margin, gated-top-choice or gated-top-ratio")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
             "--trunk-lr-scale" => args.trunk_training.trunk_lr_scale = value()?.parse()?,
@@ -420,7 +426,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             seed: args.rm_seed.unwrap_or(args.seed),
             ..RewardTrainConfig::default()
         },
-        read: args.read,
+        read: args.reads[0],
         trunk: args.trunk_training,
         ..RewardStageConfig::default()
     };
@@ -453,8 +459,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         for member in 0..args.ensemble {
             let mut config = config.clone();
             config.train.seed += member as u64;
+            config.read = args.reads[member % args.reads.len()];
             let label = if args.ensemble == 1 {
                 name.to_string()
+            } else if args.reads.len() > 1 {
+                format!("{name}-{}-seed{}", config.read.name(), config.train.seed)
             } else {
                 format!("{name}-seed{}", config.train.seed)
             };
@@ -510,7 +519,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
-            "reward_read": args.read.name(),
+            "reward_read": args.reads.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
             "rm_seed": config.train.seed,
             "trunk_training": args.trunk_training,
             "kept_labelers": kept,
