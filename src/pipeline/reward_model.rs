@@ -76,8 +76,8 @@ pub fn stage_config(ctx: &RunContext) -> Result<RewardStageConfig> {
                 "reward_model.read",
                 format!(
                     "`{}`: expected eos, gated-likelihood, gated-probability, \
-                     gated-centred-likelihood, gated-top-margin, gated-top-choice or \
-                     gated-top-ratio",
+                     gated-centred-likelihood, gated-top-margin, gated-top-choice, \
+                     gated-top-ratio or gated-top-gap",
                     section.read
                 ),
             )

@@ -545,6 +545,7 @@ mod tests {
             RewardRead::GatedTopMargin,
             RewardRead::GatedTopChoice,
             RewardRead::GatedTopRatio,
+            RewardRead::GatedTopGap,
         ] {
             let mut model = noisy_model(2).with_read(read).unwrap();
             let score = model.gpt.params.score.as_mut().unwrap();
@@ -556,8 +557,9 @@ mod tests {
         }
     }
 
-    /// The top reads on one model and rows: the ratio is exp(margin) - 1, the step is 0
-    /// exactly where the margin is 0 (the stated token is the argmax) and -1 elsewhere.
+    /// The top reads on one model and rows: the ratio is exp(margin) - 1, the gap p - p(argmax),
+    /// the step is 0 exactly where the margin is 0 (the stated token is the argmax) and -1
+    /// elsewhere.
     #[test]
     fn top_reads_saturate_the_margin() {
         let terms = |read: RewardRead, rows: &[Vec<u32>]| {
@@ -575,10 +577,11 @@ mod tests {
             vec![2, 2, 10],
         ];
         let terms = |read: RewardRead| terms(read, &rows);
-        let (margin, choice, ratio) = (
+        let (margin, choice, ratio, gap) = (
             terms(RewardRead::GatedTopMargin),
             terms(RewardRead::GatedTopChoice),
             terms(RewardRead::GatedTopRatio),
+            terms(RewardRead::GatedTopGap),
         );
         assert_eq!(margin.top, choice.top);
         let (mut at_top, mut below) = (0, 0);
@@ -589,6 +592,11 @@ mod tests {
                 "a margin below the first choice is never positive: {m}"
             );
             assert!((ratio.feature[i] - m.exp_m1()).abs() < 1e-6);
+            let (p, p_top) = (gap.logp[i].exp(), gap.top_logp[i].exp());
+            if margin.gate[i] != 0.0 {
+                assert!((gap.feature[i] - (p - p_top)).abs() < 1e-6);
+                assert!((gap.feature[i] - p_top * m.exp_m1()).abs() < 1e-5);
+            }
             let used = margin.gate[i] != 0.0;
             let want = if used && choice.next[i] != choice.top[i] {
                 -1.0

@@ -30,6 +30,11 @@
 //!   choice costs about the gate whatever its log-probability, and one near it about nothing.
 //!   Smooth: d f / d margin = exp(margin), through log p(x_{t+1}) and log p(argmax) as the top
 //!   margin's backward goes.
+//! - [`RewardRead::GatedTopGap`]: the same with p(x_{t+1}) - max_v p(v), in [-1, 0]: the
+//!   probability the model would lose by saying the stated token instead of its first choice.
+//!   Unlike the ratio it is weighted by the model's confidence: a departure where the model is
+//!   sure of another token costs nearly the whole gate, one where its distribution is flat
+//!   little (d f / d log p = p(x), d f / d log p(argmax) = -p(argmax)).
 //!
 //! In every gated read the gate is one more scalar head (the last row of `score`, after the
 //! rule heads), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
@@ -65,6 +70,8 @@ pub enum RewardRead {
     GatedTopChoice,
     /// The EOS read plus the gated sum of p / max p - 1 (saturated margins).
     GatedTopRatio,
+    /// The EOS read plus the gated sum of p - max p (probability lost to the first choice).
+    GatedTopGap,
 }
 
 impl RewardRead {
@@ -78,11 +85,12 @@ impl RewardRead {
             RewardRead::GatedTopMargin => "gated-top-margin",
             RewardRead::GatedTopChoice => "gated-top-choice",
             RewardRead::GatedTopRatio => "gated-top-ratio",
+            RewardRead::GatedTopGap => "gated-top-gap",
         }
     }
 
     /// Every read, the default first.
-    pub const ALL: [RewardRead; 7] = [
+    pub const ALL: [RewardRead; 8] = [
         RewardRead::Eos,
         RewardRead::GatedLikelihood,
         RewardRead::GatedProbability,
@@ -90,6 +98,7 @@ impl RewardRead {
         RewardRead::GatedTopMargin,
         RewardRead::GatedTopChoice,
         RewardRead::GatedTopRatio,
+        RewardRead::GatedTopGap,
     ];
 
     /// Parses [`RewardRead::name`].
@@ -101,7 +110,10 @@ impl RewardRead {
     fn needs_top(self) -> bool {
         matches!(
             self,
-            RewardRead::GatedTopMargin | RewardRead::GatedTopChoice | RewardRead::GatedTopRatio
+            RewardRead::GatedTopMargin
+                | RewardRead::GatedTopChoice
+                | RewardRead::GatedTopRatio
+                | RewardRead::GatedTopGap
         )
     }
 
@@ -129,18 +141,21 @@ impl RewardRead {
             }
             // exp(margin) - 1, written with exp_m1 so a near-top token keeps its precision.
             RewardRead::GatedTopRatio => (logp - top_logp).exp_m1(),
+            RewardRead::GatedTopGap => logp.exp() - top_logp.exp(),
             _ => logp,
         }
     }
 
-    /// d feature / d log p (d feature / d entropy is 1 for the centred read, else 0; the top
-    /// reads' d feature / d log p(argmax) is minus this).
-    fn feature_slope(self, feature: f32) -> f32 {
+    /// (d feature / d log p, d feature / d log p(argmax)) at a token (d feature / d entropy
+    /// is 1 for the centred read, else 0).
+    fn feature_slopes(self, logp: f32, top_logp: f32, feature: f32) -> (f32, f32) {
         match self {
-            RewardRead::GatedProbability => feature, // d p / d log p = p
-            RewardRead::GatedTopChoice => 0.0,       // a step
-            RewardRead::GatedTopRatio => feature + 1.0, // d exp(m) / d m = exp(m)
-            _ => 1.0,
+            RewardRead::GatedProbability => (feature, 0.0), // d p / d log p = p
+            RewardRead::GatedTopMargin => (1.0, -1.0),
+            RewardRead::GatedTopChoice => (0.0, 0.0), // a step
+            RewardRead::GatedTopRatio => (feature + 1.0, -(feature + 1.0)), // exp(m)' = exp(m)
+            RewardRead::GatedTopGap => (logp.exp(), -top_logp.exp()),
+            _ => (1.0, 0.0),
         }
     }
 }
@@ -152,14 +167,16 @@ pub struct LikelihoodTerms {
     pub next: Vec<u32>,
     /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
     pub logp: Vec<f32>,
-    /// The gated feature as the read says (log p, p, log p + entropy, a margin, a step or a
-    /// ratio); 0 where unused. (B T)
+    /// The gated feature as the read says (log p, p, log p + entropy, a margin, a step, a
+    /// ratio or a gap); 0 where unused. (B T)
     pub feature: Vec<f32>,
     /// The read the terms were made for.
     pub read: RewardRead,
-    /// The argmax token at each position under the top reads (margin, choice, ratio; else
-    /// empty). (B T)
+    /// The argmax token at each position under the top reads (margin, choice, ratio, gap;
+    /// else empty). (B T)
     pub top: Vec<u32>,
+    /// log p(argmax) at each position under the top reads (else 0). (B T)
+    pub top_logp: Vec<f32>,
     /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
     pub gate: Vec<f32>,
     /// Each row's sum of gate x log p. (B)
@@ -219,6 +236,7 @@ pub(crate) fn likelihood_forward(
         feature,
         read,
         top,
+        top_logp,
         gate,
         sums,
     })
@@ -241,6 +259,7 @@ pub(crate) fn likelihood_backward(
     let k = dscalars.len() / terms.logp.len().max(1);
     let gate_col = k - 1;
     let mut d_logp = vec![0.0f32; terms.logp.len()];
+    let mut d_top = vec![0.0f32; terms.logp.len()];
     let mut d_entropy = vec![0.0f32; terms.logp.len()];
     for (b, &dr) in d_rewards.iter().enumerate() {
         for pos in 0..t {
@@ -248,7 +267,12 @@ pub(crate) fn likelihood_backward(
             // Unused positions hold feature = gate = 0, so both gradients vanish there.
             dscalars[i * k + gate_col] += dr * terms.feature[i];
             let d_feature = dr * terms.gate[i];
-            d_logp[i] = d_feature * terms.read.feature_slope(terms.feature[i]);
+            let (slope, top_slope) =
+                terms
+                    .read
+                    .feature_slopes(terms.logp[i], terms.top_logp[i], terms.feature[i]);
+            d_logp[i] = d_feature * slope;
+            d_top[i] = d_feature * top_slope;
             d_entropy[i] = d_feature;
         }
     }
@@ -262,9 +286,8 @@ pub(crate) fn likelihood_backward(
     let mut dh =
         gpt.token_logprobs_backward(hidden, &terms.next, 1.0, Some(&d_logp), d_entropy, grads)?;
     if terms.read.needs_top() {
-        // - d log p(argmax) (margin and ratio): with the term above, d logits = d (e_x -
-        // e_argmax) times the slope.
-        let d_top: Vec<f32> = d_logp.iter().map(|d| -d).collect();
+        // The path through log p(argmax) (margin, ratio, gap); where the stated token is the
+        // argmax the two terms cancel, as the feature is then constant (0).
         let top = &terms.top;
         dh.add_assign(&gpt.token_logprobs_backward(
             hidden,
