@@ -324,6 +324,8 @@ fn argmax_tokens(gpt: &Gpt, hidden: &Tensor) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objective::tests::noisy_model;
+    use rlhf_tensor::Device;
 
     #[test]
     fn names_round_trip_and_serde_uses_them() {
@@ -334,5 +336,74 @@ mod tests {
         }
         assert_eq!(RewardRead::from_name("mean"), None);
         assert_eq!(RewardRead::GatedLikelihood.extra_heads(), 1);
+    }
+
+    /// The top reads on one model and rows: the ratio is exp(margin) - 1, the gap p - p(argmax),
+    /// the step is 0 exactly where the margin is 0 (the stated token is the argmax) and -1
+    /// elsewhere.
+    #[test]
+    fn top_reads_saturate_the_margin() {
+        let terms = |read: RewardRead, rows: &[Vec<u32>]| {
+            let mut model = noisy_model(0).with_read(read).unwrap();
+            let score = model.gpt.params.score.as_mut().unwrap();
+            score.bias = Tensor::from_vec(vec![0.0, 1.0], [2], Device::Cpu).unwrap();
+            model.forward(rows).unwrap().likelihood.unwrap()
+        };
+        // The second row states the model's first choice after its first token (causal: the
+        // argmax at position 0 sees token 1 alone).
+        let first = terms(RewardRead::GatedTopMargin, &[vec![1u32, 4, 2, 10]]);
+        let rows = [
+            vec![1u32, 4, 2, 10],
+            vec![1, first.top[0], 7, 9, 10],
+            vec![2, 2, 10],
+        ];
+        let terms = |read: RewardRead| terms(read, &rows);
+        let (margin, choice, ratio, gap) = (
+            terms(RewardRead::GatedTopMargin),
+            terms(RewardRead::GatedTopChoice),
+            terms(RewardRead::GatedTopRatio),
+            terms(RewardRead::GatedTopGap),
+        );
+        assert_eq!(margin.top, choice.top);
+        let (mut at_top, mut below) = (0, 0);
+        for i in 0..margin.feature.len() {
+            let m = margin.feature[i];
+            assert!(
+                m <= 0.0,
+                "a margin below the first choice is never positive: {m}"
+            );
+            assert!((ratio.feature[i] - m.exp_m1()).abs() < 1e-6);
+            let (p, p_top) = (gap.logp[i].exp(), gap.top_logp[i].exp());
+            if margin.gate[i] != 0.0 {
+                assert!((gap.feature[i] - (p - p_top)).abs() < 1e-6);
+                assert!((gap.feature[i] - p_top * m.exp_m1()).abs() < 1e-5);
+            }
+            let used = margin.gate[i] != 0.0;
+            let want = if used && choice.next[i] != choice.top[i] {
+                -1.0
+            } else {
+                0.0
+            };
+            assert_eq!(choice.feature[i], want);
+            if used {
+                if want == 0.0 {
+                    assert_eq!(m, 0.0);
+                    at_top += 1;
+                } else {
+                    below += 1;
+                }
+            }
+        }
+        assert!(
+            at_top > 0 && below > 0,
+            "{at_top} at the top, {below} below"
+        );
+        assert_eq!(choice.sums, {
+            let count = |b: usize| {
+                let t = choice.feature.len() / rows.len();
+                choice.feature[b * t..(b + 1) * t].iter().sum::<f32>()
+            };
+            (0..rows.len()).map(count).collect::<Vec<f32>>()
+        });
     }
 }
