@@ -182,7 +182,7 @@ pub struct RewardModelSection {
     /// Where the reward is read: `eos` (the head at the last token), or the EOS plus a learned
     /// gate over the trunk's token likelihoods: `gated-likelihood`, `gated-probability`,
     /// `gated-centred-likelihood`, `gated-top-margin`, `gated-top-choice`, `gated-top-ratio`,
-    /// `gated-top-gap` (`rlhf_reward::read`).
+    /// `gated-top-gap`, `gated-top-margin-ratio` (`rlhf_reward::read`).
     #[serde(default = "default_read")]
     pub read: String,
     /// Weight of an auxiliary next-token loss on the best responses (0 = off).
@@ -453,7 +453,7 @@ impl RunConfig {
                 format!(
                     "`{}`, expected one of eos, gated-likelihood, gated-probability, \
                      gated-centred-likelihood, gated-top-margin, gated-top-choice, \
-                     gated-top-ratio, gated-top-gap",
+                     gated-top-ratio, gated-top-gap, gated-top-margin-ratio",
                     rm.read
                 ),
             ));

@@ -77,7 +77,7 @@ pub fn stage_config(ctx: &RunContext) -> Result<RewardStageConfig> {
                 format!(
                     "`{}`: expected eos, gated-likelihood, gated-probability, \
                      gated-centred-likelihood, gated-top-margin, gated-top-choice, \
-                     gated-top-ratio or gated-top-gap",
+                     gated-top-ratio, gated-top-gap or gated-top-margin-ratio",
                     section.read
                 ),
             )

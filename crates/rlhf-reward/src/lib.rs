@@ -23,7 +23,7 @@
 //!   choice, the EOS plus a gated sum over tokens of what the trunk's LM head says of them
 //!   (log-likelihood, probability, centred log-likelihood, margin below its first choice, the
 //!   first choice or not, probability as a share of the first choice's, probability lost to
-//!   the first choice).
+//!   the first choice, margin and ratio under two gates).
 //! - [`batch`]: [`Comparison`] (one prompt's K responses, ranks, pairs, rule labels) and
 //!   [`RewardBatch`] (each response forwarded once).
 //! - [`dataset`]: [`PreferenceBuilder`], from any `rlhf-data` record or file to comparisons.

@@ -546,6 +546,7 @@ pub(crate) mod tests {
             RewardRead::GatedTopChoice,
             RewardRead::GatedTopRatio,
             RewardRead::GatedTopGap,
+            RewardRead::GatedTopMarginRatio,
         ] {
             let mut model = noisy_model(2).with_read(read).unwrap();
             let score = model.gpt.params.score.as_mut().unwrap();

@@ -35,9 +35,13 @@
 //!   Unlike the ratio it is weighted by the model's confidence: a departure where the model is
 //!   sure of another token costs nearly the whole gate, one where its distribution is flat
 //!   little (d f / d log p = p(x), d f / d log p(argmax) = -p(argmax)).
+//! - [`RewardRead::GatedTopMarginRatio`]: two gated sums, the top margin's and the top
+//!   ratio's, each with its own gate (two more scalar heads): the penalty of a departure from
+//!   the first choice, a_t m + b_t (exp(m) - 1), takes a shape between linear and saturating
+//!   that training chooses per position.
 //!
-//! In every gated read the gate is one more scalar head (the last row of `score`, after the
-//! rule heads), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
+//! In every gated read the gates are more scalar heads (the last rows of `score`, after the
+//! rule heads, one per feature), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
 //! more label and does not add the sum. The prompt's positions are the same for every response
 //! to one prompt and shift its K rewards alike: only the response's tokens change a
 //! preference. The reads let the reward use what the language model knows as the probability
@@ -72,6 +76,8 @@ pub enum RewardRead {
     GatedTopRatio,
     /// The EOS read plus the gated sum of p - max p (probability lost to the first choice).
     GatedTopGap,
+    /// The EOS read plus the gated sums of the top margin and the top ratio, a gate each.
+    GatedTopMarginRatio,
 }
 
 impl RewardRead {
@@ -86,11 +92,12 @@ impl RewardRead {
             RewardRead::GatedTopChoice => "gated-top-choice",
             RewardRead::GatedTopRatio => "gated-top-ratio",
             RewardRead::GatedTopGap => "gated-top-gap",
+            RewardRead::GatedTopMarginRatio => "gated-top-margin-ratio",
         }
     }
 
     /// Every read, the default first.
-    pub const ALL: [RewardRead; 8] = [
+    pub const ALL: [RewardRead; 9] = [
         RewardRead::Eos,
         RewardRead::GatedLikelihood,
         RewardRead::GatedProbability,
@@ -99,6 +106,7 @@ impl RewardRead {
         RewardRead::GatedTopChoice,
         RewardRead::GatedTopRatio,
         RewardRead::GatedTopGap,
+        RewardRead::GatedTopMarginRatio,
     ];
 
     /// Parses [`RewardRead::name`].
@@ -114,14 +122,29 @@ impl RewardRead {
                 | RewardRead::GatedTopChoice
                 | RewardRead::GatedTopRatio
                 | RewardRead::GatedTopGap
+                | RewardRead::GatedTopMarginRatio
         )
     }
 
-    /// Scalar heads the read adds after the reward and rule heads.
+    /// Scalar heads the read adds after the reward and rule heads: one gate per feature.
     pub fn extra_heads(self) -> usize {
+        self.components().len()
+    }
+
+    /// The single-feature reads whose features this read gates, in gate order.
+    fn components(self) -> &'static [RewardRead] {
         match self {
-            RewardRead::Eos => 0,
-            _ => 1,
+            RewardRead::Eos => &[],
+            RewardRead::GatedLikelihood => &[RewardRead::GatedLikelihood],
+            RewardRead::GatedProbability => &[RewardRead::GatedProbability],
+            RewardRead::GatedCentredLikelihood => &[RewardRead::GatedCentredLikelihood],
+            RewardRead::GatedTopMargin => &[RewardRead::GatedTopMargin],
+            RewardRead::GatedTopChoice => &[RewardRead::GatedTopChoice],
+            RewardRead::GatedTopRatio => &[RewardRead::GatedTopRatio],
+            RewardRead::GatedTopGap => &[RewardRead::GatedTopGap],
+            RewardRead::GatedTopMarginRatio => {
+                &[RewardRead::GatedTopMargin, RewardRead::GatedTopRatio]
+            }
         }
     }
 
@@ -167,8 +190,8 @@ pub struct LikelihoodTerms {
     pub next: Vec<u32>,
     /// log p(x_{t+1} | x_{<=t}) at each position, 0 where unused. (B T)
     pub logp: Vec<f32>,
-    /// The gated feature as the read says (log p, p, log p + entropy, a margin, a step, a
-    /// ratio or a gap); 0 where unused. (B T)
+    /// The gated features as the read says (log p, p, log p + entropy, a margin, a step, a
+    /// ratio or a gap; F = [`RewardRead::extra_heads`] of them); 0 where unused. (B T F)
     pub feature: Vec<f32>,
     /// The read the terms were made for.
     pub read: RewardRead,
@@ -177,14 +200,14 @@ pub struct LikelihoodTerms {
     pub top: Vec<u32>,
     /// log p(argmax) at each position under the top reads (else 0). (B T)
     pub top_logp: Vec<f32>,
-    /// The gate w_g · h_t + b_g at each position, 0 where unused. (B T)
+    /// The gates w_g · h_t + b_g at each position, one per feature, 0 where unused. (B T F)
     pub gate: Vec<f32>,
-    /// Each row's sum of gate x log p. (B)
+    /// Each row's sum of gate x feature. (B)
     pub sums: Vec<f32>,
 }
 
 /// The gated token sum of each row under `read`: `lens` real tokens per row (right padded to
-/// the forward's T), the gate in the last column of the scalars (B, T, K), K = 1 + R + 1.
+/// the forward's T), the F gates in the last columns of the scalars (B, T, K), K = 1 + R + F.
 pub(crate) fn likelihood_forward(
     read: RewardRead,
     gpt: &Gpt,
@@ -195,7 +218,9 @@ pub(crate) fn likelihood_forward(
     let input = trunk.input();
     let t = input.seq_len;
     let k = scalars.len() / (input.batch * t).max(1);
-    let gate_col = k - 1;
+    let parts = read.components();
+    let f_count = parts.len();
+    let gate_col = k - f_count;
     let used = |b: usize, pos: usize| pos + 1 < lens[b];
     let mut next = input.tokens.clone(); // (B T)
     for (b, _) in lens.iter().enumerate() {
@@ -214,17 +239,20 @@ pub(crate) fn likelihood_forward(
     } else {
         (Vec::new(), vec![0.0; logp.len()])
     };
-    let mut gate = vec![0.0f32; input.batch * t];
-    let mut feature = vec![0.0f32; input.batch * t];
+    let mut gate = vec![0.0f32; input.batch * t * f_count];
+    let mut feature = vec![0.0f32; input.batch * t * f_count];
     let mut sums = vec![0.0f32; input.batch];
     for (b, sum) in sums.iter_mut().enumerate() {
         for pos in 0..t {
             let i = b * t + pos;
             if used(b, pos) {
-                gate[i] = scalars[i * k + gate_col];
                 let is_top = top.get(i) == Some(&next[i]);
-                feature[i] = read.feature(logp[i], entropy[i], top_logp[i], is_top);
-                *sum += gate[i] * feature[i];
+                for (f, part) in parts.iter().enumerate() {
+                    let j = i * f_count + f;
+                    gate[j] = scalars[i * k + gate_col + f];
+                    feature[j] = part.feature(logp[i], entropy[i], top_logp[i], is_top);
+                    *sum += gate[j] * feature[j];
+                }
             } else {
                 logp[i] = 0.0;
             }
@@ -242,8 +270,8 @@ pub(crate) fn likelihood_forward(
     })
 }
 
-/// Backward of the sums from d loss / d reward (B): adds d / d gate into the last column (the
-/// gate's) of `dscalars` (B, T, K); with `through_logp`, also backpropagates through the token
+/// Backward of the sums from d loss / d reward (B): adds d / d gate into the last F columns
+/// (the gates') of `dscalars` (B, T, K); with `through_logp`, also backpropagates through the token
 /// log-probabilities: the LM head's gradient into `grads.wte`, and the hidden states' gradient
 /// (B, T, C) returned (None without; the log-probabilities are then fixed features).
 pub(crate) fn likelihood_backward(
@@ -257,7 +285,9 @@ pub(crate) fn likelihood_backward(
 ) -> Result<Option<Tensor>> {
     let t = trunk.input().seq_len;
     let k = dscalars.len() / terms.logp.len().max(1);
-    let gate_col = k - 1;
+    let parts = terms.read.components();
+    let f_count = parts.len();
+    let gate_col = k - f_count;
     let mut d_logp = vec![0.0f32; terms.logp.len()];
     let mut d_top = vec![0.0f32; terms.logp.len()];
     let mut d_entropy = vec![0.0f32; terms.logp.len()];
@@ -265,15 +295,16 @@ pub(crate) fn likelihood_backward(
         for pos in 0..t {
             let i = b * t + pos;
             // Unused positions hold feature = gate = 0, so both gradients vanish there.
-            dscalars[i * k + gate_col] += dr * terms.feature[i];
-            let d_feature = dr * terms.gate[i];
-            let (slope, top_slope) =
-                terms
-                    .read
-                    .feature_slopes(terms.logp[i], terms.top_logp[i], terms.feature[i]);
-            d_logp[i] = d_feature * slope;
-            d_top[i] = d_feature * top_slope;
-            d_entropy[i] = d_feature;
+            for (f, part) in parts.iter().enumerate() {
+                let j = i * f_count + f;
+                dscalars[i * k + gate_col + f] += dr * terms.feature[j];
+                let d_feature = dr * terms.gate[j];
+                let (logp, top_logp) = (terms.logp[i], terms.top_logp[i]);
+                let (slope, top_slope) = part.feature_slopes(logp, top_logp, terms.feature[j]);
+                d_logp[i] += d_feature * slope;
+                d_top[i] += d_feature * top_slope;
+                d_entropy[i] += d_feature;
+            }
         }
     }
     // The step read's feature is flat in the log-probabilities: no path into the trunk.
@@ -364,6 +395,19 @@ mod tests {
             terms(RewardRead::GatedTopRatio),
             terms(RewardRead::GatedTopGap),
         );
+        // Two gates: the margin and the ratio side by side, (B T 2).
+        let both = {
+            let mut model = noisy_model(0)
+                .with_read(RewardRead::GatedTopMarginRatio)
+                .unwrap();
+            let score = model.gpt.params.score.as_mut().unwrap();
+            score.bias = Tensor::from_vec(vec![0.0, 1.0, 1.0], [3], Device::Cpu).unwrap();
+            model.forward(&rows).unwrap().likelihood.unwrap()
+        };
+        assert_eq!(both.feature.len(), 2 * margin.feature.len());
+        for (i, pair) in both.feature.chunks(2).enumerate() {
+            assert_eq!(pair, [margin.feature[i], ratio.feature[i]]);
+        }
         assert_eq!(margin.top, choice.top);
         let (mut at_top, mut below) = (0, 0);
         for i in 0..margin.feature.len() {

@@ -25,7 +25,7 @@
 //!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
 //!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
 //!    (or `gated-probability`, `gated-centred-likelihood`, `gated-top-margin`,
-//!    `gated-top-choice`, `gated-top-ratio`, `gated-top-gap`)
+//!    `gated-top-choice`, `gated-top-ratio`, `gated-top-gap`, `gated-top-margin-ratio`)
 //!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
 //!    (`rlhf_reward::read`); `--lm-weight`, `--trunk-lr-scale` and `--detach-likelihood true`
 //!    keep the trunk a language model during reward training (`rlhf_reward::trunk`).
@@ -166,7 +166,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
                     .split(',')
                     .map(|name| {
                         RewardRead::from_name(name).ok_or_else(|| {
-                            format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood, gated-top-margin, gated-top-choice, gated-top-ratio or gated-top-gap")
+                            format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood, gated-top-margin, gated-top-choice, gated-top-ratio, gated-top-gap or gated-top-margin-ratio")
                         })
                     })
                     .collect::<Result<_, _>>()?;
