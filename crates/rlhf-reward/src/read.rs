@@ -41,8 +41,8 @@
 //!   that training chooses per position.
 //!
 //! In every gated read the gates are more scalar heads (the last rows of `score`, after the
-//! rule heads, one per feature), so a checkpoint stays an HF GPT-2 directory; `transformers` reads it as one
-//! more label and does not add the sum. The prompt's positions are the same for every response
+//! rule heads, one per feature), so a checkpoint stays an HF GPT-2 directory; `transformers`
+//! reads them as more labels and does not add the sums. The prompt's positions are the same for every response
 //! to one prompt and shift its K rewards alike: only the response's tokens change a
 //! preference. The reads let the reward use what the language model knows as the probability
 //! of a stated value, which a small trunk's EOS hidden state need not hold (BENCHMARKS.md, the

@@ -193,6 +193,14 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
+    if args.reads.len() > args.ensemble {
+        return Err(format!(
+            "--read names {} reads: give --ensemble {} or more so that each has a model",
+            args.reads.len(),
+            args.reads.len()
+        )
+        .into());
+    }
     Ok(args)
 }
 
