@@ -127,7 +127,8 @@ struct TrainArgs {
     no_normalise: bool,
     /// Where the reward is read: eos (the head at the last token, InstructGPT's), or the EOS plus
     /// a learned gate over the trunk's own token likelihoods: gated-likelihood,
-    /// gated-probability, gated-centred-likelihood, gated-top-margin (rlhf_reward::read).
+    /// gated-probability, gated-centred-likelihood, gated-top-margin, gated-top-choice,
+    /// gated-top-ratio, gated-top-gap, gated-top-margin-ratio (rlhf_reward::read).
     #[arg(long, default_value = "eos", value_parser = parse_read, conflicts_with = "resume")]
     read: RewardRead,
     /// Weight of an auxiliary next-token loss on the best responses (keeps the trunk's
@@ -148,7 +149,8 @@ fn parse_read(name: &str) -> Result<RewardRead, String> {
     RewardRead::from_name(name).ok_or_else(|| {
         format!(
             "unknown read {name:?}, expected eos, gated-likelihood, gated-probability, \
-             gated-centred-likelihood or gated-top-margin"
+             gated-centred-likelihood, gated-top-margin, gated-top-choice, gated-top-ratio, \
+             gated-top-gap or gated-top-margin-ratio"
         )
     })
 }

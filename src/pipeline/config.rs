@@ -181,7 +181,8 @@ pub struct RewardModelSection {
     pub val_fraction: f64,
     /// Where the reward is read: `eos` (the head at the last token), or the EOS plus a learned
     /// gate over the trunk's token likelihoods: `gated-likelihood`, `gated-probability`,
-    /// `gated-centred-likelihood`, `gated-top-margin` (`rlhf_reward::read`).
+    /// `gated-centred-likelihood`, `gated-top-margin`, `gated-top-choice`, `gated-top-ratio`,
+    /// `gated-top-gap`, `gated-top-margin-ratio` (`rlhf_reward::read`).
     #[serde(default = "default_read")]
     pub read: String,
     /// Weight of an auxiliary next-token loss on the best responses (0 = off).
@@ -451,7 +452,8 @@ impl RunConfig {
                 "reward_model.read",
                 format!(
                     "`{}`, expected one of eos, gated-likelihood, gated-probability, \
-                     gated-centred-likelihood, gated-top-margin",
+                     gated-centred-likelihood, gated-top-margin, gated-top-choice, \
+                     gated-top-ratio, gated-top-gap, gated-top-margin-ratio",
                     rm.read
                 ),
             ));

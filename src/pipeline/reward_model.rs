@@ -76,7 +76,8 @@ pub fn stage_config(ctx: &RunContext) -> Result<RewardStageConfig> {
                 "reward_model.read",
                 format!(
                     "`{}`: expected eos, gated-likelihood, gated-probability, \
-                     gated-centred-likelihood or gated-top-margin",
+                     gated-centred-likelihood, gated-top-margin, gated-top-choice, \
+                     gated-top-ratio, gated-top-gap or gated-top-margin-ratio",
                     section.read
                 ),
             )

@@ -21,7 +21,9 @@
 //!   EOS, initialised from an SFT checkpoint, saved as an HF GPT-2 directory.
 //! - [`read`]: where the reward is read ([`RewardRead`]): the EOS (default), or, as an explicit
 //!   choice, the EOS plus a gated sum over tokens of what the trunk's LM head says of them
-//!   (log-likelihood, probability, centred log-likelihood, margin below its first choice).
+//!   (log-likelihood, probability, centred log-likelihood, margin below its first choice, the
+//!   first choice or not, probability as a share of the first choice's, probability lost to
+//!   the first choice, margin and ratio under two gates).
 //! - [`batch`]: [`Comparison`] (one prompt's K responses, ranks, pairs, rule labels) and
 //!   [`RewardBatch`] (each response forwarded once).
 //! - [`dataset`]: [`PreferenceBuilder`], from any `rlhf-data` record or file to comparisons.
@@ -43,6 +45,8 @@
 //! - [`rewards`]: [`ModelReward`] (a learned model), [`RuleBasedReward`] (penalties for broken
 //!   rules, the world's included), [`CriteriaReward`] (weighted ground-truth criteria) and
 //!   [`WeightedReward`].
+//! - [`ensemble`]: [`EnsembleReward`], the mean of M reward models trained from different
+//!   seeds (Coste et al. 2023), and [`mean_rewards`].
 //! - [`RewardError`]: every refusal names the function, the argument or the record and what was
 //!   expected.
 //!
@@ -61,6 +65,7 @@
 pub mod batch;
 mod check;
 pub mod dataset;
+pub mod ensemble;
 mod error;
 pub mod eval;
 pub mod function;
@@ -84,6 +89,7 @@ pub mod trunk;
 
 pub use batch::{Comparison, ComparisonPair, RewardBatch};
 pub use dataset::{BuildStats, PreferenceBuilder, PreferenceData, RuleColumns};
+pub use ensemble::{EnsembleReward, mean_rewards};
 pub use error::{Result, RewardError};
 pub use eval::{EvalReport, PairStats};
 pub use function::{Episode, FnReward, RewardFunction};

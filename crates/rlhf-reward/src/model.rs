@@ -1,10 +1,10 @@
 //! The reward model: a GPT-2 trunk with scalar heads read at the last real token of
 //! prompt + response (the EOS). Head 0 is the reward; heads 1..=R are one logit per rule of
 //! the rule-violation auxiliary (Sparrow), trained beside it and ignored when scoring. Under
-//! an explicit gated read ([`crate::read`]) one more head, the gate, adds the trunk's gated
-//! token log-likelihoods (or probabilities) to the EOS reward.
+//! an explicit gated read ([`crate::read`]) one more head per feature, a gate, adds the trunk's
+//! gated token features (log-likelihoods, probabilities, margins) to the EOS reward.
 //!
-//! The heads are the transformer's `score` layer (K = 1 + R (+ 1) rows), so a checkpoint is an HF
+//! The heads are the transformer's `score` layer (K = 1 + R (+ F gates) rows), so a checkpoint is an HF
 //! GPT-2 directory (DESIGN.md decision 6) that `transformers` loads as
 //! `GPT2ForSequenceClassification` with `num_labels` = K and `pad_token_id` set, which reads the
 //! same last non-pad token. Beside it, `reward_config.json` holds the rule ids, the token
@@ -128,8 +128,9 @@ impl RewardModel {
     }
 
     /// The model with the reward read `read`: switching from the EOS read to a gated one
-    /// appends a gate head with zero weights and bias (so the rewards start as the EOS read's
-    /// and training learns how much each token's likelihood counts); switching back drops it.
+    /// appends its gate heads with zero weights and bias (so the rewards start as the EOS
+    /// read's and training learns how much each token's feature counts); switching back (or
+    /// to another read) drops them first.
     pub fn with_read(mut self, read: RewardRead) -> Result<RewardModel> {
         if read == self.head.read {
             return Ok(self);
@@ -368,13 +369,13 @@ impl RewardModel {
             .as_mut()
             .ok_or_else(|| RewardError::Input("the trunk has no scalar heads".into()))?;
         // Rescaled on the host (K x C values) and written back on the weights' device and dtype.
-        // The likelihood gate (the last head, when the read has one) is a part of the reward
-        // and takes the gain too.
+        // The likelihood gates (the last heads, when the read has them) are a part of the
+        // reward and take the gain too.
         let mut weight = score.weight.try_to_vec_f32()?;
         let mut bias = score.bias.try_to_vec_f32()?;
         let k = bias.len();
-        let gate = (self.head.read.extra_heads() > 0).then_some(k - 1);
-        for head in std::iter::once(0).chain(gate) {
+        let gates = k - self.head.read.extra_heads()..k;
+        for head in std::iter::once(0).chain(gates) {
             for w in &mut weight[head * c..(head + 1) * c] {
                 *w = (f64::from(*w) * map.gain) as f32;
             }

@@ -346,7 +346,7 @@ fn check_rules(model: &RewardModel, batch: &RewardBatch<'_>) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::batch::Comparison;
     use crate::batch::tests::ranked;
@@ -401,7 +401,7 @@ mod tests {
     }
 
     /// A tiny reward model with large random weights so no gradient is near zero.
-    fn noisy_model(rules: usize) -> RewardModel {
+    pub(crate) fn noisy_model(rules: usize) -> RewardModel {
         let mut rng = Rng::new(5);
         let mut gpt = Gpt::new(GptConfig::new(12, 8, 8, 2, 2), 0, &mut rng, Device::Cpu).unwrap();
         for (name, t) in gpt.params.named_mut() {
@@ -543,6 +543,10 @@ mod tests {
             RewardRead::GatedProbability,
             RewardRead::GatedCentredLikelihood,
             RewardRead::GatedTopMargin,
+            RewardRead::GatedTopChoice,
+            RewardRead::GatedTopRatio,
+            RewardRead::GatedTopGap,
+            RewardRead::GatedTopMarginRatio,
         ] {
             let mut model = noisy_model(2).with_read(read).unwrap();
             let score = model.gpt.params.score.as_mut().unwrap();

@@ -24,16 +24,24 @@
 //!    eval prompts' candidates ranked by the ground truth, per slice (fact, arithmetic,
 //!    unanswerable, harmful) beside the length baseline, on the RL prompts' tasks against the
 //!    same truth (training side), and on correct-vs-wrong claim pairs. `--read gated-likelihood`
-//!    (or `gated-probability`, `gated-centred-likelihood`, `gated-top-margin`)
+//!    (or `gated-probability`, `gated-centred-likelihood`, `gated-top-margin`,
+//!    `gated-top-choice`, `gated-top-ratio`, `gated-top-gap`, `gated-top-margin-ratio`)
 //!    reads the reward as the EOS head plus the trunk's gated token log-likelihoods
 //!    (`rlhf_reward::read`); `--lm-weight`, `--trunk-lr-scale` and `--detach-likelihood true`
 //!    keep the trunk a language model during reward training (`rlhf_reward::trunk`).
+//!    `--rm-seed N` changes the reward models' seed alone (head initialisation and batch
+//!    order; the world, its labels and the test stay `--seed`'s). `--ensemble M` trains M
+//!    models per label set (seeds RM seed .. RM seed + M - 1) and also reports the ensembles
+//!    of the first 2..=M (the mean of their rewards, each normalised to mean 0, std 1 on the
+//!    reference responses; `rlhf_reward::ensemble`). `--read a,b` gives member i read i mod 2
+//!    (an ensemble over reads as well as seeds).
 //!
 //! ```text
 //! cargo run --release -p rlhf-reward --example world_reward -- --out target/world-reward
 //! ```
 //! Prints one JSON object with every report; BENCHMARKS.md ("rlhf-reward") has the numbers.
 
+mod evaluation;
 mod pair_types;
 mod probe;
 mod readout;
@@ -49,7 +57,6 @@ use rlhf_data::world::{
     Claim, LabelTask, LabelerKind, PromptClass, PromptKind, World, WorldConfig, WorldPrompt,
 };
 use rlhf_raters::screening::wilson_interval;
-use rlhf_reward::eval::evaluate;
 use rlhf_reward::{
     ObjectiveConfig, PreferenceBuilder, PreferenceLoss, RewardRead, RewardStageConfig,
     RewardTrainConfig, RuleColumns, TrunkTraining, train_reward_model,
@@ -57,6 +64,7 @@ use rlhf_reward::{
 use rlhf_tensor::Device;
 use rlhf_transformer::Gpt;
 
+use evaluation::{Scores, TestSets};
 use probe::{knowledge_probe, likelihood_baseline};
 use serde_json::json;
 use sft::{TrunkConfig, build_sft};
@@ -68,6 +76,10 @@ struct Args {
     out: PathBuf,
     sft: Option<PathBuf>,
     seed: u64,
+    /// The reward models' seed (head init and batch order) alone; None: `seed`.
+    rm_seed: Option<u64>,
+    /// Reward models per label set, seeds from the RM seed up (1: one model).
+    ensemble: usize,
     world: WorldConfig,
     k: usize,
     per_task: usize,
@@ -77,7 +89,8 @@ struct Args {
     min_agreement: f64,
     models: Vec<String>,
     baselines_only: bool,
-    read: RewardRead,
+    /// The reads, member i of an ensemble taking read i mod their number.
+    reads: Vec<RewardRead>,
     trunk_training: TrunkTraining,
 }
 
@@ -86,6 +99,8 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
         out: PathBuf::from("target/world-reward"),
         sft: None,
         seed: 0,
+        rm_seed: None,
+        ensemble: 1,
         world: WorldConfig::default(),
         k: 4,
         per_task: 3,
@@ -106,7 +121,7 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             .map(String::from)
             .to_vec(),
         baselines_only: false,
-        read: RewardRead::Eos,
+        reads: vec![RewardRead::Eos],
         trunk_training: TrunkTraining::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -122,6 +137,13 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--seed" => {
                 args.seed = value()?.parse()?;
                 args.trunk.seed = args.seed;
+            }
+            "--rm-seed" => args.rm_seed = Some(value()?.parse()?),
+            "--ensemble" => {
+                args.ensemble = value()?.parse()?;
+                if args.ensemble == 0 {
+                    return Err("--ensemble: expected at least one model per label set".into());
+                }
             }
             "--arithmetic-repeats" => args.world.arithmetic_repeats = value()?.parse()?,
             "--confirmation-rate" => args.world.confirmation_rate = value()?.parse()?,
@@ -140,10 +162,14 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             "--lr" => args.lr = value()?.parse()?,
             "--min-agreement" => args.min_agreement = value()?.parse()?,
             "--read" => {
-                let name = value()?;
-                args.read = RewardRead::from_name(&name).ok_or_else(|| {
-                    format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood or gated-top-margin")
-                })?;
+                args.reads = value()?
+                    .split(',')
+                    .map(|name| {
+                        RewardRead::from_name(name).ok_or_else(|| {
+                            format!("--read: unknown read {name:?}, expected eos, gated-likelihood, gated-probability, gated-centred-likelihood, gated-top-margin, gated-top-choice, gated-top-ratio, gated-top-gap or gated-top-margin-ratio")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             "--lm-weight" => args.trunk_training.lm_weight = value()?.parse()?,
             "--trunk-lr-scale" => args.trunk_training.trunk_lr_scale = value()?.parse()?,
@@ -167,7 +193,22 @@ fn parse_args() -> Result<Args, Box<dyn Error>> {
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
+    if args.reads.len() > args.ensemble {
+        return Err(format!(
+            "--read names {} reads: give --ensemble {} or more so that each has a model",
+            args.reads.len(),
+            args.reads.len()
+        )
+        .into());
+    }
     Ok(args)
+}
+
+/// Adds the keys of the object `more` to the object `entry`.
+fn merge(entry: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(entry), serde_json::Value::Object(more)) = (entry.as_object_mut(), more) {
+        entry.extend(more);
+    }
 }
 
 /// The test slice a prompt belongs to: answerable prompts split into facts and arithmetic
@@ -390,10 +431,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             batch_size: 16,
             eval_batch_size: 32,
             warmup_steps: 10,
-            seed: args.seed,
+            seed: args.rm_seed.unwrap_or(args.seed),
             ..RewardTrainConfig::default()
         },
-        read: args.read,
+        read: args.reads[0],
         trunk: args.trunk_training,
         ..RewardStageConfig::default()
     };
@@ -409,75 +450,85 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("truth", &truth_labels),
         ("dense-truth", &dense_truth),
     ];
+    let sets = TestSets {
+        heldout: &test,
+        rl_prompts: &train_truth,
+        claims: &claims,
+        by_pair_type: &by_pair_type,
+    };
+    let objective = &config.train.objective;
     for (name, records) in label_sets
         .into_iter()
         .filter(|(name, _)| args.models.iter().any(|m| m == name))
     {
-        let started = Instant::now();
-        let mut pairs = 0usize;
-        let trained = train_reward_model(
-            sft.clone(),
-            &tok,
-            &[(name, &records[..])],
-            &references,
-            &config,
-            Some(&args.out.join(format!("rm-{name}"))),
-            &mut |e| {
-                if let rlhf_reward::RewardEvent::Step(s) = e {
-                    pairs += s.pairs;
-                }
-            },
-        )?;
-        let seconds = started.elapsed().as_secs_f64();
-        let truth = evaluate(&trained.model, &test, &config.train.objective, 32)?;
-        let claim_report = evaluate(&trained.model, &claims, &config.train.objective, 32)?;
-        let train_side = evaluate(&trained.model, &train_truth, &config.train.objective, 32)?;
-        let pair_kinds = evaluate(&trained.model, &by_pair_type, &config.train.objective, 32)?;
-        let pair_kinds: serde_json::Map<String, serde_json::Value> = pair_kinds
-            .per_source
-            .iter()
-            .map(|(s, p)| (s.clone(), json!({"pairs": p.pairs, "accuracy": p.accuracy})))
-            .collect();
-        let per_slice = |r: &rlhf_reward::eval::EvalReport| {
-            r.per_source
-                .iter()
-                .map(|(s, p)| format!("{s} {:.3}", p.accuracy))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        eprintln!(
-            "{name}: {} records, {} train comparisons, {seconds:.0} s\n  held-out truth accuracy {:.4} ({}; length baseline {:.4}), rule heads {:?}\n  truth accuracy on the RL prompts' tasks {:.4} ({})\n  correct-vs-wrong claims {:.4} ({})",
-            records.len(),
-            trained.train_comparisons,
-            truth.overall.accuracy,
-            per_slice(&truth),
-            truth.overall.length_baseline_accuracy,
-            truth.rule_accuracy,
-            train_side.overall.accuracy,
-            per_slice(&train_side),
-            claim_report.overall.accuracy,
-            per_slice(&claim_report),
-        );
-        reports.insert(
-            name.into(),
-            json!({
+        // One model per seed; with --ensemble M > 1, M seeds from the RM seed up and the
+        // ensembles of the first 2..=M of them.
+        let mut members: Vec<Scores> = Vec::new();
+        for member in 0..args.ensemble {
+            let mut config = config.clone();
+            config.train.seed += member as u64;
+            config.read = args.reads[member % args.reads.len()];
+            let label = if args.ensemble == 1 {
+                name.to_string()
+            } else if args.reads.len() > 1 {
+                format!("{name}-{}-seed{}", config.read.name(), config.train.seed)
+            } else {
+                format!("{name}-seed{}", config.train.seed)
+            };
+            let started = Instant::now();
+            let mut pairs = 0usize;
+            let trained = train_reward_model(
+                sft.clone(),
+                &tok,
+                &[(name, &records[..])],
+                &references,
+                &config,
+                Some(&args.out.join(format!("rm-{label}"))),
+                &mut |e| {
+                    if let rlhf_reward::RewardEvent::Step(s) = e {
+                        pairs += s.pairs;
+                    }
+                },
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            let scores = sets.score(&trained.model)?;
+            let (report, summary) = sets.report(&scores, objective)?;
+            eprintln!(
+                "{label}: {} records, {} train comparisons, {seconds:.0} s\n{summary}",
+                records.len(),
+                trained.train_comparisons,
+            );
+            let mut entry = json!({
+                "rm_seed": config.train.seed,
                 "records": records.len(),
                 "train_comparisons": trained.train_comparisons,
                 "validation": trained.validation,
                 "normalisation": trained.normalisation,
-                "ground_truth_heldout": truth,
-                "ground_truth_rl_prompts": train_side,
-                "correct_vs_wrong_claims": claim_report,
-                "heldout_by_pair_type": pair_kinds,
                 "train_pairs_per_second": pairs as f64 / seconds,
                 "seconds": seconds,
-            }),
-        );
+            });
+            merge(&mut entry, report);
+            reports.insert(label, entry);
+            // Members on one scale before the mean: the shift-normalised rewards divided by
+            // the reference responses' std, i.e. normalised to mean 0 and std 1 on them.
+            let std = trained.normalisation.as_ref().map_or(1.0, |n| n.std_after);
+            let gain = if std > 1e-12 { (1.0 / std) as f32 } else { 1.0 };
+            members.push(scores.scaled(gain));
+        }
+        for m in 2..=members.len() {
+            let (report, summary) = sets.report(&Scores::mean(&members[..m])?, objective)?;
+            let label = format!("{name}-ensemble{m}");
+            eprintln!("{label} (mean of {m} seeds' normalised rewards):\n{summary}");
+            let mut entry = json!({"members": m, "first_rm_seed": config.train.seed});
+            merge(&mut entry, report);
+            reports.insert(label, entry);
+        }
     }
     println!(
         "{}",
         serde_json::to_string_pretty(&json!({
-            "reward_read": args.read.name(),
+            "reward_read": args.reads.iter().map(|r| r.name()).collect::<Vec<_>>().join(","),
+            "rm_seed": config.train.seed,
             "trunk_training": args.trunk_training,
             "kept_labelers": kept,
             "screening": screening,
