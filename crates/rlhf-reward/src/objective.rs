@@ -538,16 +538,11 @@ pub(crate) mod tests {
     /// with the LM term.
     #[test]
     fn gated_read_gradients_match_finite_differences() {
-        for read in [
-            RewardRead::GatedLikelihood,
-            RewardRead::GatedProbability,
-            RewardRead::GatedCentredLikelihood,
-            RewardRead::GatedTopMargin,
-            RewardRead::GatedTopChoice,
-            RewardRead::GatedTopRatio,
-            RewardRead::GatedTopGap,
-            RewardRead::GatedTopMarginRatio,
-        ] {
+        // Every read but the EOS read, so a read added to `RewardRead::ALL` is checked too.
+        for read in RewardRead::ALL
+            .into_iter()
+            .filter(|&r| r != RewardRead::Eos)
+        {
             let mut model = noisy_model(2).with_read(read).unwrap();
             let score = model.gpt.params.score.as_mut().unwrap();
             let mut rng = Rng::new(9);

@@ -117,7 +117,7 @@ impl Gpt {
         let (rows, c) = self.hidden_rows(hidden, targets.len())?;
         let count = targets.iter().filter(|&&t| t != IGNORE_INDEX).count();
         if count > 0 && count < rows && hidden.dtype() == DType::F32 {
-            return self.lm_loss_scored_rows(hidden, targets, grads, grad_scale);
+            return self.lm_loss_scored_rows(hidden, (rows, c), targets, grads, grad_scale);
         }
         let mut losses = vec![0.0f32; rows];
         // (B T, C) in the hidden states' dtype, assembled chunk by chunk on their device.
@@ -173,14 +173,15 @@ impl Gpt {
     /// (count, C) block, the head runs on it, and the hidden gradient is scattered back. Rows
     /// without a target (prompt tokens under a response-only loss, padding, each sequence's last
     /// position) then cost nothing in the head's three products (~3 x 2 x C x V flops a row).
+    /// `(rows, c)` is `hidden`'s shape as [`Gpt::lm_loss_scaled`] has already checked it.
     fn lm_loss_scored_rows(
         &self,
         hidden: &Tensor,
+        (rows, c): (usize, usize),
         targets: &[i32],
         grads: Option<&mut GptParams>,
         grad_scale: f32,
     ) -> Result<LmLoss> {
-        let (rows, c) = self.hidden_rows(hidden, targets.len())?;
         let scored: Vec<u32> = (0..rows)
             .filter(|&r| targets[r] != IGNORE_INDEX)
             .map(|r| r as u32)
